@@ -1,0 +1,77 @@
+# azure_flex.vmss: developer entry points. Everything the project needs is installed by these
+# targets into .venv (and .venv-oldsdk for the older SDK matrix entry); nothing by hand.
+#
+#   make demo       set everything up, start the ARM emulator, run the main job against it
+#   make test       every check: sanity, unit tests, emulator tests, integration (both SDK sets)
+#   make emulator   run the emulator in the foreground (SCENARIO=file to pick a scenario)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+OLD_VENV := .venv-oldsdk
+VPY := $(CURDIR)/$(VENV)/bin/python
+OLD_VPY := $(CURDIR)/$(OLD_VENV)/bin/python
+COLLECTIONS := $(CURDIR)/build/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/azure_flex/vmss
+EMU := cd tests/emulator &&
+SCENARIO ?=
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_FORCE_COLOR ?= 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv venv-oldsdk collection emulator demo test sanity units test-emulator \
+        integration integration-oldsdk clean
+
+help:
+	@sed -n '2,9p' Makefile
+
+$(VENV)/.installed: requirements.txt tests/requirements-dev.txt
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r requirements.txt -r tests/requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# The older SDK set (azure.azcollection's pins) with the same test tools.
+$(OLD_VENV)/.installed: tests/requirements-oldsdk.txt tests/requirements-dev.txt
+	test -x $(OLD_VPY) || $(PYTHON) -m venv $(OLD_VENV)
+	$(OLD_VPY) -m pip install -q --upgrade pip
+	$(OLD_VPY) -m pip install -q -r tests/requirements-oldsdk.txt -r tests/requirements-dev.txt
+	touch $@
+
+venv-oldsdk: $(OLD_VENV)/.installed
+
+# ansible finds the collection through ANSIBLE_COLLECTIONS_PATH=build/collections.
+collection: $(COLLECTION_LINK)
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn $(CURDIR) $@
+
+emulator: venv
+	$(EMU) $(VPY) -m armemu --state-dir $(CURDIR)/.emulator $(if $(SCENARIO),--scenario $(abspath $(SCENARIO)))
+
+demo: venv collection
+	$(EMU) $(VPY) -m armemu.launcher run --state-dir $(CURDIR)/.emulator \
+	    $(if $(SCENARIO),--scenario $(abspath $(SCENARIO))) -- \
+	    $(CURDIR)/$(VENV)/bin/ansible-playbook -e ansible_python_interpreter=$(VPY) $(CURDIR)/playbooks/demo.yml
+
+test: sanity units test-emulator integration integration-oldsdk
+
+sanity: venv
+	tests/sanity/run.sh
+
+units: venv
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
+
+test-emulator: venv
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/emulator/tests
+
+integration: venv collection
+	tests/integration/run.sh $(VPY)
+
+integration-oldsdk: venv-oldsdk collection
+	tests/integration/run.sh $(OLD_VPY)
+
+clean:
+	rm -rf build tests/output .emulator .pytest_cache

@@ -1,0 +1,57 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the azure_flex.vmss collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This doc fragment is PRIVATE to the azure_flex.vmss collection. It can change or disappear in
+# any release; do not use it from other collections.
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """Waiting, time limit and parallelism options (argument spec: module_utils/_module.py)."""
+
+    # For modules that start long-running operations.
+    DOCUMENTATION = r"""
+options:
+  wait:
+    description:
+      - Wait for the operations to finish before returning.
+      - With V(false), the operations are only started; their outcome is not known when the task returns.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Time limit for the whole task, in seconds, including reading the scale set, retries after
+        throttling, and waiting.
+      - Operations still running when it is reached are reported as timed out; they may still complete in
+        Azure.
+    type: int
+    default: 900
+  max_parallel:
+    description:
+      - How many VMs are worked on at the same time (between 1 and 100).
+    type: int
+    default: 10
+  polling_interval:
+    description:
+      - Seconds between two status checks of a running operation, when Azure does not say how long to wait.
+    type: int
+    default: 5
+"""
+
+    # For modules that only read.
+    READ = r"""
+options:
+  timeout:
+    description:
+      - Time limit for the whole task, in seconds, including retries after throttling.
+    type: int
+    default: 900
+  max_parallel:
+    description:
+      - How many requests are made at the same time when one is needed per VM (between 1 and 100).
+    type: int
+    default: 10
+"""

@@ -1,0 +1,155 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the azure_flex.vmss collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module util is PRIVATE to the azure_flex.vmss collection. It can change or
+# disappear in any release, including bugfix releases. Do not import it from other
+# collections or from playbooks.
+
+"""Management clients, built on first use and configured the same way.
+
+Each service's SDK package is imported only when that client is first requested, so a module that
+only lists VMs never needs azure-mgmt-network, and a missing package fails only the task that needs
+it, with the pip name to install.
+
+Both SDK generations the collection supports import from the same paths:
+
+* ``azure.mgmt.compute.ComputeManagementClient``: multi-API in 33.x, single-API from 36; the
+  collection passes no ``api_version`` and uses each package's default.
+* ``azure.mgmt.resource.resources.ResourceManagementClient``: present in azure-mgmt-resource 23.x
+  and the only location from 26.0.
+* ``azure.mgmt.resource.locks.ManagementLockClient``: part of azure-mgmt-resource up to 24.x, then
+  the separate azure-mgmt-resource-locks package, which installs into the same namespace.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import MissingDependencyError
+from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import (
+    RetryRules,
+    build_retry_policy,
+)
+
+
+COLLECTION_NAME = "azure_flex.vmss"
+# Keep in step with galaxy.yml (a unit test checks it); it is sent in the User-Agent header.
+COLLECTION_VERSION = "0.1.0"
+USER_AGENT = "%s/%s" % (COLLECTION_NAME, COLLECTION_VERSION)
+
+DEFAULT_POLLING_INTERVAL = 5
+
+
+class ServiceSpec:
+    """Where a management client class lives and which pip package provides it."""
+
+    def __init__(self, module_name, class_name, pip_name, takes_subscription=True):
+        self.module_name = module_name
+        self.class_name = class_name
+        self.pip_name = pip_name
+        self.takes_subscription = takes_subscription
+
+
+SERVICES = {
+    "compute": ServiceSpec("azure.mgmt.compute", "ComputeManagementClient", "azure-mgmt-compute"),
+    "network": ServiceSpec("azure.mgmt.network", "NetworkManagementClient", "azure-mgmt-network"),
+    "locks": ServiceSpec("azure.mgmt.resource.locks", "ManagementLockClient",
+                         "azure-mgmt-resource-locks (or azure-mgmt-resource older than 25.0.0)"),
+    "resource_graph": ServiceSpec("azure.mgmt.resourcegraph", "ResourceGraphClient", "azure-mgmt-resourcegraph",
+                                  takes_subscription=False),
+    "resources": ServiceSpec("azure.mgmt.resource.resources", "ResourceManagementClient", "azure-mgmt-resource"),
+}
+
+
+def import_client_class(service):
+    """Import and return the client class of ``service`` (a key of ``SERVICES``)."""
+    spec = SERVICES[service]
+    try:
+        module = importlib.import_module(spec.module_name)
+        return getattr(module, spec.class_name)
+    except (ImportError, AttributeError) as exc:
+        raise MissingDependencyError(spec.pip_name, exc) from exc
+
+
+class AzureClients:
+    """Lazily built, cached management clients sharing one credential, cloud and retry policy.
+
+    Thread-safe: fan-out workers may ask for a client concurrently; each is built once.
+    """
+
+    def __init__(self, credential, subscription_id, cloud, deadline=None, polling_interval=DEFAULT_POLLING_INTERVAL,
+                 ca_bundle=None, retry_rules=None, client_importer=import_client_class):
+        self.credential = credential
+        self.subscription_id = subscription_id
+        self.cloud = cloud
+        self.polling_interval = polling_interval
+        self.ca_bundle = ca_bundle
+        self.retry_rules = retry_rules or RetryRules(deadline=deadline)
+        self._import_client_class = client_importer
+        self._clients = {}
+        self._lock = threading.Lock()
+
+    def compute(self):
+        return self.client("compute")
+
+    def network(self):
+        return self.client("network")
+
+    def locks(self):
+        return self.client("locks")
+
+    def resource_graph(self):
+        return self.client("resource_graph")
+
+    def resources(self):
+        return self.client("resources")
+
+    def client(self, service):
+        """Return the client for ``service``, building it on first use."""
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._build(service)
+            return self._clients[service]
+
+    def client_options(self):
+        """Keyword arguments given to every management client."""
+        options = {
+            "base_url": self.cloud.resource_manager,
+            # Without this the SDK asks for a management.azure.com token whatever base_url says.
+            "credential_scopes": [self.cloud.token_scope],
+            "retry_policy": build_retry_policy(self.retry_rules),
+            # The SDK's default is 30 s between polls when the service sends no Retry-After.
+            "polling_interval": self.polling_interval,
+            "user_agent": USER_AGENT,
+        }
+        if self.ca_bundle:
+            options["connection_verify"] = self.ca_bundle
+        return options
+
+    def _build(self, service):
+        client_class = self._import_client_class(service)
+        if SERVICES[service].takes_subscription:
+            return client_class(self.credential, self.subscription_id, **self.client_options())
+        return client_class(self.credential, **self.client_options())
+
+
+def as_rest_dict(model):
+    """Return an SDK model as a plain dict with the REST (camelCase, nested) layout.
+
+    Older msrest-generated models (compute 33, network 28, ...) serialise with ``serialize()``; the
+    newer "hybrid" models (compute 36+) already hold the REST JSON and give it with ``as_dict()``.
+    Working on the REST layout lets the same code read a VM from the compute API and from Resource
+    Graph, whose rows carry the same ``properties`` object.
+    """
+    if model is None:
+        return None
+    if isinstance(model, dict):
+        return model
+    if hasattr(model, "serialize"):
+        return model.serialize(keep_readonly=True)
+    if hasattr(model, "as_dict"):
+        return model.as_dict()
+    raise TypeError("cannot convert %r to a dict" % type(model).__name__)

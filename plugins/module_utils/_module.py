@@ -1,0 +1,203 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the azure_flex.vmss collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module util is PRIVATE to the azure_flex.vmss collection. It can change or
+# disappear in any release, including bugfix releases. Do not import it from other
+# collections or from playbooks.
+
+"""The thin wrapper every module of the collection is built on.
+
+``AzureFlexModule`` wraps (does not subclass) ``AnsibleModule``: it adds the authentication options
+to the module's own, owns the task deadline, builds clients only when first used, and reports
+failures with the ARM error code, HTTP status and request id. Unknown attributes are passed through
+to the wrapped ``AnsibleModule`` (``params``, ``check_mode``, ``exit_json``, ``warn``...).
+
+Construction only parses arguments; nothing talks to Azure until ``clients`` is used, so a unit
+test can build the module, replace ``clients`` with a fake, and call the module's logic directly.
+
+A module then reads as: ``module = AzureFlexModule(spec, ...)`` then ``module.run(work)``, where
+``work(module)`` reads, decides, acts and returns the result dict.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import (
+    AUTH_ARGUMENT_SPEC,
+    AUTH_MUTUALLY_EXCLUSIVE,
+    build_credential,
+    resolve_auth_settings,
+    resolve_cloud,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import (
+    DEFAULT_POLLING_INTERVAL,
+    AzureClients,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
+    AzureFlexError,
+    MissingDependencyError,
+    azure_error_types,
+    to_flex_error,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._fanout import DEFAULT_MAX_PARALLEL, run_bounded
+from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline, run_operation
+from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import ScaleSetSelector
+
+
+DEFAULT_TIMEOUT = 900
+MAX_PARALLEL_LIMIT = 100
+
+# Options of modules that start long-running operations (documented by the ``wait`` doc fragment).
+WAIT_ARGUMENT_SPEC = dict(
+    wait=dict(type="bool", default=True),
+    timeout=dict(type="int", default=DEFAULT_TIMEOUT),
+    max_parallel=dict(type="int", default=DEFAULT_MAX_PARALLEL),
+    polling_interval=dict(type="int", default=DEFAULT_POLLING_INTERVAL),
+)
+
+# Options of modules that only read (documented by the ``wait.READ`` doc fragment).
+READ_ARGUMENT_SPEC = dict(
+    timeout=dict(type="int", default=DEFAULT_TIMEOUT),
+    max_parallel=dict(type="int", default=DEFAULT_MAX_PARALLEL),
+)
+
+
+class AzureFlexModule:
+    """An ``AnsibleModule`` plus Azure authentication, clients, deadline and error reporting."""
+
+    def __init__(self, argument_spec=None, supports_check_mode=False, mutually_exclusive=None, required_together=None,
+                 required_one_of=None, required_if=None, required_by=None, environ=None):
+        argument_spec = dict(argument_spec or {})
+        clashes = sorted(set(argument_spec) & set(AUTH_ARGUMENT_SPEC))
+        if clashes:
+            raise ValueError("module options clash with the authentication options: %s" % ", ".join(clashes))
+        spec = dict(AUTH_ARGUMENT_SPEC)
+        spec.update(argument_spec)
+        constraints = dict(required_together=required_together, required_one_of=required_one_of,
+                           required_if=required_if, required_by=required_by)
+        self.module = AnsibleModule(
+            argument_spec=spec,
+            supports_check_mode=supports_check_mode,
+            mutually_exclusive=list(AUTH_MUTUALLY_EXCLUSIVE) + list(mutually_exclusive or []),
+            # Only pass what was given: validate-modules rejects explicit None values.
+            **{name: value for name, value in constraints.items() if value is not None}
+        )
+        self._environ = os.environ if environ is None else environ
+        self._check_limits()
+        self.deadline = Deadline(self.module.params.get("timeout") or DEFAULT_TIMEOUT)
+        self._auth_settings = None
+        self._cloud = None
+        self._clients = None
+
+    def __getattr__(self, name):
+        # Only called for attributes not found on this object: delegate to the AnsibleModule.
+        if name == "module":
+            raise AttributeError(name)
+        return getattr(self.module, name)
+
+    # -- settings --------------------------------------------------------------------------
+
+    @property
+    def max_parallel(self):
+        return self.module.params.get("max_parallel") or DEFAULT_MAX_PARALLEL
+
+    @property
+    def wait(self):
+        return self.module.params.get("wait", True)
+
+    @property
+    def auth_settings(self):
+        """The resolved authentication settings (resolved on first use)."""
+        if self._auth_settings is None:
+            self._auth_settings = resolve_auth_settings(self.module.params, self._environ)
+        return self._auth_settings
+
+    @property
+    def subscription_id(self):
+        return self.auth_settings.subscription_id
+
+    @property
+    def cloud(self):
+        """The ``CloudEndpoints`` in use (may read the cloud's metadata URL on first use)."""
+        if self._cloud is None:
+            settings = self.auth_settings
+            self._cloud = resolve_cloud(settings.cloud_environment, settings.ca_bundle)
+        return self._cloud
+
+    # -- clients ---------------------------------------------------------------------------
+
+    @property
+    def clients(self):
+        """The ``AzureClients`` factory, created on first use. Tests may assign a fake."""
+        if self._clients is None:
+            settings = self.auth_settings
+            self._clients = AzureClients(
+                build_credential(settings, self.cloud),
+                settings.subscription_id,
+                self.cloud,
+                deadline=self.deadline,
+                polling_interval=self.module.params.get("polling_interval") or DEFAULT_POLLING_INTERVAL,
+                ca_bundle=settings.ca_bundle,
+            )
+        return self._clients
+
+    @clients.setter
+    def clients(self, value):
+        self._clients = value
+
+    def selector(self):
+        """A ``ScaleSetSelector`` bound to this task's clients, deadline and parallelism."""
+        return ScaleSetSelector(self.clients, self.subscription_id, self.deadline, self.max_parallel)
+
+    # -- execution helpers -----------------------------------------------------------------
+
+    def fan_out(self, func, items):
+        """``run_bounded`` with this task's ``max_parallel`` and deadline."""
+        return run_bounded(func, items, self.max_parallel, self.deadline)
+
+    def run_operation(self, begin, description):
+        """Start a long-running operation; wait for it within the deadline when ``wait`` is true."""
+        return run_operation(begin, self.deadline, description, wait=self.wait)
+
+    def run(self, work):
+        """Run ``work(self)``, exit with the dict it returns, or fail with the Azure error it raised."""
+        try:
+            result = work(self)
+        except (AzureFlexError,) + azure_error_types() as exc:
+            self.fail_azure(exc)
+        else:
+            self.module.exit_json(**result)
+
+    def fail_azure(self, error, **extra):
+        """Fail the task reporting msg, ARM error code, HTTP status and request/correlation ids."""
+        flex_error = to_flex_error(error)
+        if flex_error is None:
+            raise error
+        result = flex_error.to_dict()
+        if isinstance(flex_error, MissingDependencyError):
+            result["msg"] = missing_required_lib(flex_error.library)
+            result["exception"] = "".join(traceback.format_exception(
+                type(flex_error.import_error), flex_error.import_error, flex_error.import_error.__traceback__))
+        result.update(extra)
+        self.module.fail_json(**result)
+
+    def retry_summary(self):
+        """How many retries (and throttled responses) the task met, once clients exist."""
+        rules = getattr(self._clients, "retry_rules", None)
+        return rules.summary() if rules is not None else {"retries": 0, "throttled_responses": 0}
+
+    def _check_limits(self):
+        params = self.module.params
+        for name, low, high in (("timeout", 1, None), ("max_parallel", 1, MAX_PARALLEL_LIMIT), ("polling_interval", 1, None)):
+            value = params.get(name)
+            if value is None:
+                continue
+            if value < low or (high is not None and value > high):
+                bounds = "at least %d" % low if high is None else "between %d and %d" % (low, high)
+                self.module.fail_json(msg="%s must be %s, got %d" % (name, bounds, value))

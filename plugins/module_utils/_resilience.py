@@ -1,0 +1,280 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the azure_flex.vmss collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module util is PRIVATE to the azure_flex.vmss collection. It can change or
+# disappear in any release, including bugfix releases. Do not import it from other
+# collections or from playbooks.
+
+"""Deadlines, throttling/transient retries and long-running-operation waits: the one place for them.
+
+Why not azure-core's default ``RetryPolicy``: it does not retry a 429 on POST or PATCH unless the
+response carries ``Retry-After`` (Compute and Resource Graph throttle exactly those calls), and it
+knows nothing about how long the task may still run, so it can sleep far past the user's timeout.
+``RetryRules`` below decides every retry; ``build_retry_policy()`` plugs it into the SDK pipeline of
+every client, so polls of long-running operations get the same treatment.
+
+Everything that needs azure-core is built lazily so that importing this file never imports ``azure``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
+    OperationTimeoutError,
+    azure_errors,
+)
+
+
+DEFAULT_MAX_ATTEMPTS = 6
+DEFAULT_BACKOFF_BASE = 1.0
+DEFAULT_BACKOFF_CAP = 30.0
+
+# 408/429 mean "try later"; 500/502/503/504 are the transient server-side failures ARM documents.
+# Other statuses (400, 401, 403, 404, 409, 412, ...) are answers, not hiccups, and go to the caller.
+RETRYABLE_STATUS_CODES = frozenset([408, 429, 500, 502, 503, 504])
+
+# A request that failed *after* it was sent may have been acted on; repeating it is only safe when
+# the method is idempotent. A POST such as restart must not run twice.
+IDEMPOTENT_METHODS = frozenset(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"])
+
+# Never let one attempt wait on the socket for less than this, even right before the deadline;
+# a zero timeout would make the transport fail instantly with a confusing error.
+MINIMUM_TRANSPORT_TIMEOUT = 1.0
+
+
+class Deadline:
+    """A point in time (monotonic clock) by which the task must be finished."""
+
+    def __init__(self, seconds, clock=time.monotonic):
+        if seconds is None or seconds <= 0:
+            raise ValueError("a deadline needs a positive number of seconds, got %r" % (seconds,))
+        self.seconds = float(seconds)
+        self._clock = clock
+        self._started_at = clock()
+        self._expires_at = self._started_at + self.seconds
+
+    def remaining(self):
+        """Seconds left, never negative."""
+        return max(0.0, self._expires_at - self._clock())
+
+    def elapsed(self):
+        """Seconds since the deadline was created."""
+        return self._clock() - self._started_at
+
+    def expired(self):
+        return self.remaining() <= 0.0
+
+    def allows_wait(self, seconds):
+        """Return True if waiting ``seconds`` still leaves time before the deadline."""
+        return seconds < self.remaining()
+
+
+def retry_after_seconds(headers):
+    """Return the server-requested delay in seconds from response headers, or None.
+
+    ARM uses ``Retry-After`` (integer seconds, or an HTTP date); some services send millisecond
+    variants, which are more precise and therefore preferred.
+    """
+    lowered = {str(name).lower(): value for name, value in (headers or {}).items()}
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        value = _to_float(lowered.get(name))
+        if value is not None and value >= 0:
+            return value / 1000.0
+    raw = lowered.get("retry-after")
+    if raw is None:
+        return None
+    value = _to_float(raw)
+    if value is not None:
+        return value if value >= 0 else None
+    return _seconds_until_http_date(raw)
+
+
+def _to_float(value):
+    if value is None:
+        return None
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _seconds_until_http_date(value):
+    try:
+        moment = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment is None:
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+class RetryRules:
+    """Decide whether, and after how long, a failed HTTP exchange is tried again.
+
+    Pure logic (no I/O, no sleeping, no azure imports) so it can be unit-tested directly. Bounded two
+    ways: at most ``max_attempts`` attempts in total, and never a wait that would end at or after
+    ``deadline``. Thread-safe: clients are shared by the fan-out workers.
+    """
+
+    def __init__(self, deadline=None, max_attempts=DEFAULT_MAX_ATTEMPTS, backoff_base=DEFAULT_BACKOFF_BASE,
+                 backoff_cap=DEFAULT_BACKOFF_CAP, jitter=random.random):
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.deadline = deadline
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self._jitter = jitter
+        self._lock = threading.Lock()
+        self._retries = 0
+        self._throttled = 0
+
+    def delay_after_response(self, attempts_made, method, status, headers):
+        """Seconds to wait before retrying after an HTTP response, or None to hand it to the caller."""
+        if status not in RETRYABLE_STATUS_CODES:
+            return None
+        server_delay = retry_after_seconds(headers)
+        delay = server_delay if server_delay is not None else self.backoff(attempts_made)
+        return self._within_bounds(attempts_made, delay)
+
+    def delay_after_transport_error(self, attempts_made, method, request_was_sent):
+        """Seconds to wait before retrying after a connection-level failure, or None to re-raise."""
+        if request_was_sent and str(method).upper() not in IDEMPOTENT_METHODS:
+            return None
+        return self._within_bounds(attempts_made, self.backoff(attempts_made))
+
+    def backoff(self, attempts_made):
+        """Exponential backoff with jitter: about base, 2*base, 4*base, ... capped at ``backoff_cap``."""
+        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** max(0, attempts_made - 1)))
+        # "Equal jitter": at least half the ceiling, so retries from parallel workers spread out
+        # without ever retrying immediately.
+        return ceiling / 2.0 + self._jitter() * ceiling / 2.0
+
+    def record_retry(self, status):
+        with self._lock:
+            self._retries += 1
+            if status == 429:
+                self._throttled += 1
+
+    def summary(self):
+        """Counters worth reporting to the user (how much throttling the task met)."""
+        with self._lock:
+            return {"retries": self._retries, "throttled_responses": self._throttled}
+
+    def _within_bounds(self, attempts_made, delay):
+        if attempts_made >= self.max_attempts:
+            return None
+        if self.deadline is not None and not self.deadline.allows_wait(delay):
+            return None
+        return delay
+
+
+_POLICY_CLASS_CACHE = {}
+
+
+def build_retry_policy(rules):
+    """Return an azure-core pipeline policy that applies ``rules`` to every request of a client.
+
+    Pass it as ``retry_policy=`` to a management client: it replaces the SDK's retry policy.
+    """
+    policy_class = _POLICY_CLASS_CACHE.get("class")
+    if policy_class is None:
+        policy_class = _define_retry_policy_class()
+        _POLICY_CLASS_CACHE["class"] = policy_class
+    return policy_class(rules)
+
+
+def _define_retry_policy_class():
+    # azure-core is imported only when a client is actually built (see the module docstring).
+    # pylint: disable=import-outside-toplevel
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+    from azure.core.pipeline.policies import HTTPPolicy
+
+    class DeadlineBoundRetryPolicy(HTTPPolicy):
+        """azure-core policy: resend on throttling/transient failures as ``RetryRules`` decides."""
+
+        def __init__(self, rules):
+            super().__init__()
+            self.rules = rules
+
+        def send(self, request):
+            method = request.http_request.method
+            attempts_made = 0
+            while True:
+                attempts_made += 1
+                self._bound_transport_timeouts(request)
+                try:
+                    response = self.next.send(request)
+                except ServiceRequestError:
+                    delay = self.rules.delay_after_transport_error(attempts_made, method, request_was_sent=False)
+                    if delay is None:
+                        raise
+                    status = None
+                except ServiceResponseError:
+                    delay = self.rules.delay_after_transport_error(attempts_made, method, request_was_sent=True)
+                    if delay is None:
+                        raise
+                    status = None
+                else:
+                    http_response = response.http_response
+                    status = http_response.status_code
+                    delay = self.rules.delay_after_response(attempts_made, method, status, http_response.headers)
+                    if delay is None:
+                        return response
+                self.rules.record_retry(status)
+                request.context.transport.sleep(delay)
+
+        def _bound_transport_timeouts(self, request):
+            # A single slow socket must not outlive the task: cap the transport's connect/read
+            # timeouts (azure-core reads them from the request context options) at the time left.
+            deadline = self.rules.deadline
+            if deadline is None:
+                return
+            limit = max(MINIMUM_TRANSPORT_TIMEOUT, deadline.remaining())
+            options = request.context.options
+            for name in ("connection_timeout", "read_timeout"):
+                current = options.get(name)
+                options[name] = limit if current is None else min(current, limit)
+
+    return DeadlineBoundRetryPolicy
+
+
+def wait_for_poller(poller, deadline, description):
+    """Wait for a long-running operation to finish within ``deadline`` and return its result.
+
+    ``poller.result(timeout)`` alone is not enough: it returns whatever it has when the timeout
+    passes, finished or not. So wait, then check ``done()`` and raise ``OperationTimeoutError`` when
+    the operation is still running (it keeps running in Azure; only our waiting stops).
+    """
+    with azure_errors("Failed to %s" % description):
+        poller.wait(timeout=deadline.remaining())
+        if not poller.done():
+            raise OperationTimeoutError(
+                "Timed out after %.0f seconds waiting to %s; the operation may still complete in Azure"
+                % (deadline.elapsed(), description)
+            )
+        return poller.result()
+
+
+def start_operation(begin, description):
+    """Call ``begin()`` (a ``begin_*`` SDK call) and return its poller, converting SDK errors."""
+    with azure_errors("Failed to %s" % description):
+        return begin()
+
+
+def run_operation(begin, deadline, description, wait=True):
+    """Start a long-running operation and, when ``wait``, wait for it within ``deadline``.
+
+    Returns ``(finished, result)``: ``(True, result)`` after waiting, ``(False, None)`` when the
+    operation was only started.
+    """
+    poller = start_operation(begin, description)
+    if not wait:
+        return False, None
+    return True, wait_for_poller(poller, deadline, description)

@@ -1,0 +1,311 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the azure_flex.vmss collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: flex_list_instances
+short_description: List the members of Flexible scale sets and their state
+version_added: 0.1.0
+description:
+  - Lists the member VMs of one Azure Virtual Machine Scale Set in Flexible orchestration mode, of several,
+    or of every Flexible scale set in a resource group or in the subscription, with their power state,
+    fault domain, zone, size, priority, tags and private IP addresses.
+  - Flexible scale sets have no instance list or scale-set instance view API. By default the members come
+    from Azure Resource Graph, one request per 1,000 members whatever the number of scale sets.
+  - Resource Graph is a cache that usually lags by seconds and can lag by a minute or more. Use
+    O(member_source=compute) when the state must be current (for example right after changing it) or when
+    you need application health: the compute API is authoritative but costs one request per member (made in
+    parallel, see O(max_parallel)).
+author:
+  - azure_flex.vmss contributors
+options:
+  resource_group:
+    description:
+      - Resource group of the scale set(s).
+      - Without O(scale_set), O(scale_sets) or O(scale_set_id), every Flexible scale set of this resource group
+        is listed; without O(resource_group) either, every Flexible scale set of the subscription.
+  scale_set:
+    description:
+      - Name of one scale set in O(resource_group).
+  scale_sets:
+    description:
+      - Several scale sets, each a name (in O(resource_group)) or a resource ID.
+    type: list
+    elements: str
+  instances:
+    description:
+      - Only these member VMs (names), or V(all) (the default).
+  include_network:
+    description:
+      - Add the private IP addresses of each member's network interfaces (one more Resource Graph request
+        per 1,000 network interfaces).
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - azure_flex.vmss.azure_auth
+  - azure_flex.vmss.selection
+  - azure_flex.vmss.wait.READ
+  - azure_flex.vmss.attributes
+  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss.attributes.INFO_MODULE
+seealso:
+  - module: azure_flex.vmss.flex_instance_action
+"""
+
+EXAMPLES = r"""
+- name: List the members of one scale set
+  azure_flex.vmss.flex_list_instances:
+    resource_group: web-rg
+    scale_set: web
+  register: web_members
+
+- name: Running members of fault domain 0, straight from the compute API (current state and health)
+  azure_flex.vmss.flex_list_instances:
+    resource_group: web-rg
+    scale_set: web
+    power_states: [running]
+    fault_domains: [0]
+    member_source: compute
+
+- name: Every Flexible scale set member in the subscription
+  azure_flex.vmss.flex_list_instances:
+  register: all_members
+
+- name: Names of the unhealthy members
+  ansible.builtin.debug:
+    msg: "{{ web_members.instances | selectattr('health', 'equalto', 'unhealthy') | map(attribute='name') }}"
+
+# Ad-hoc, with credentials in the environment:
+# ansible localhost -m azure_flex.vmss.flex_list_instances -a "resource_group=web-rg scale_set=web"
+"""
+
+RETURN = r"""
+instances:
+  description: The members, sorted by scale set and name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: VM name (the instance ID in a Flexible scale set).
+      type: str
+      sample: web_1a2b3c4d
+    id:
+      description: Resource ID of the VM.
+      type: str
+    scale_set:
+      description: Name of the scale set the VM belongs to.
+      type: str
+    resource_group:
+      description: Resource group of the VM.
+      type: str
+    location:
+      description: Azure region.
+      type: str
+    zones:
+      description: Availability zones.
+      type: list
+      elements: str
+    fault_domain:
+      description: Platform fault domain, when the scale set spreads over several.
+      type: int
+    power_state:
+      description: C(running), C(stopped), C(deallocated), C(starting), C(stopping), C(deallocating) or C(unknown).
+      type: str
+      sample: running
+    provisioning_state:
+      description: Provisioning state, such as C(Succeeded) or C(Updating).
+      type: str
+    health:
+      description:
+        - Application health reported by the Application Health extension (C(healthy), C(unhealthy), C(unknown),
+          C(initializing)); null when the extension is not installed or with O(member_source=resource_graph).
+      type: str
+    vm_size:
+      description: VM size.
+      type: str
+    priority:
+      description: C(Regular), C(Spot) or C(Low).
+      type: str
+    ephemeral_os_disk:
+      description: Whether the OS disk is ephemeral.
+      type: bool
+    tags:
+      description: Tags of the VM.
+      type: dict
+    private_ips:
+      description: Private IP addresses of the VM's network interfaces (with O(include_network)).
+      type: list
+      elements: str
+    network_interface_ids:
+      description: Resource IDs of the VM's network interfaces.
+      type: list
+      elements: str
+scale_sets:
+  description: The Flexible scale sets listed.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Resource ID.
+      type: str
+    name:
+      description: Name.
+      type: str
+    resource_group:
+      description: Resource group.
+      type: str
+    platform_fault_domain_count:
+      description: Number of fault domains members are spread over.
+      type: int
+    member_count:
+      description: Number of members listed.
+      type: int
+counts:
+  description: Members listed, in total and by power state (and by health with O(member_source=compute)).
+  returned: always
+  type: dict
+  sample: {"total": 12, "power_state": {"running": 11, "deallocated": 1}, "health": {}}
+source:
+  description: Where the members came from (C(resource_graph) or C(compute)).
+  returned: always
+  type: str
+"""
+
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError, azure_errors
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule
+from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
+    ScaleSetRef,
+    SelectionCriteria,
+    filter_members,
+    kql_quote,
+    query_resource_graph,
+    selection_argument_spec,
+    validate_resource_group_name,
+    validate_vm_name,
+)
+
+
+def argument_spec():
+    spec = selection_argument_spec()
+    spec.update(READ_ARGUMENT_SPEC)
+    spec.update(
+        scale_sets=dict(type="list", elements="str"),
+        include_network=dict(type="bool", default=True),
+    )
+    return spec
+
+
+def scale_set_refs(module):
+    """The scale sets named by the task, or None for 'every Flexible scale set in scope'."""
+    params = module.params
+    subscription_id = module.subscription_id
+    if params.get("scale_set_id"):
+        return [ScaleSetRef.parse(params["scale_set_id"])]
+    names = list(params.get("scale_sets") or [])
+    if params.get("scale_set"):
+        names.append(params["scale_set"])
+    if not names:
+        return None
+    refs = []
+    for name in names:
+        if name.startswith("/"):
+            refs.append(ScaleSetRef.parse(name))
+            continue
+        if not params.get("resource_group"):
+            raise InvalidInputError("scale set %r is a name, so resource_group is required" % name)
+        refs.append(ScaleSetRef(subscription_id, params["resource_group"], validate_vm_name(name, "scale set name")))
+    for ref in refs:
+        if ref.subscription_id.lower() != subscription_id.lower():
+            raise InvalidInputError("scale set %s is in subscription %s but the task authenticates to %s"
+                                    % (ref.name, ref.subscription_id, subscription_id))
+    return refs
+
+
+def flexible_scale_sets_in_scope(module, resource_group):
+    """Every Flexible scale set of the subscription (or of one resource group), from Resource Graph."""
+    query = ["Resources",
+             "| where type =~ 'microsoft.compute/virtualmachinescalesets'",
+             "| where properties.orchestrationMode =~ 'Flexible'"]
+    if resource_group:
+        query.append("| where resourceGroup =~ %s" % kql_quote(validate_resource_group_name(resource_group)))
+    query.append("| project id, name | order by name asc")
+    with azure_errors("Failed to list the Flexible scale sets with Resource Graph"):
+        rows = query_resource_graph(module.clients.resource_graph(), module.subscription_id, "\n".join(query))
+    return [ScaleSetRef.parse(row["id"]) for row in rows]
+
+
+def private_ips_by_nic(module, nic_ids):
+    """Private IPs of the given NICs, from Resource Graph, in batches (Azure recommends at most 300 ids)."""
+    by_nic = {}
+    nic_ids = sorted({nic_id.lower() for nic_id in nic_ids})
+    for start in range(0, len(nic_ids), 300):
+        batch = nic_ids[start:start + 300]
+        query = "\n".join([
+            "Resources",
+            "| where type =~ 'microsoft.network/networkinterfaces'",
+            "| where tolower(id) in (%s)" % ", ".join(kql_quote(nic_id) for nic_id in batch),
+            "| mv-expand ipconfig = properties.ipConfigurations",
+            "| project id, ip = tostring(ipconfig.properties.privateIPAddress)",
+        ])
+        with azure_errors("Failed to read network interfaces with Resource Graph"):
+            rows = query_resource_graph(module.clients.resource_graph(), module.subscription_id, query)
+        for row in rows:
+            if row.get("ip"):
+                by_nic.setdefault(row["id"].lower(), []).append(row["ip"])
+    return by_nic
+
+
+def run(module):
+    params = module.params
+    refs = scale_set_refs(module)
+    if refs is None:
+        refs = flexible_scale_sets_in_scope(module, params.get("resource_group"))
+    selector = module.selector()
+    criteria_base = dict(instances=params.get("instances"), power_states=params.get("power_states"),
+                         zones=params.get("zones"), fault_domains=params.get("fault_domains"),
+                         tags=params.get("tags"), member_source=params["member_source"])
+    instances, scale_sets = [], []
+    for ref in refs:
+        criteria = SelectionCriteria(scale_set_id=ref.id, **criteria_base)
+        selection = selector.select(criteria)
+        members = filter_members(selection.members, criteria)
+        for member in members:
+            member["scale_set"] = selection.scale_set["name"]
+        instances.extend(members)
+        summary = {key: selection.scale_set.get(key) for key in ("id", "name", "resource_group", "location",
+                                                                  "platform_fault_domain_count", "zones")}
+        summary["member_count"] = len(members)
+        scale_sets.append(summary)
+    if params["include_network"] and instances:
+        ips = private_ips_by_nic(module, [nic for m in instances for nic in m["network_interface_ids"]])
+        for member in instances:
+            member["private_ips"] = [ip for nic in member["network_interface_ids"] for ip in ips.get(nic.lower(), [])]
+    for member in instances:
+        member.pop("source", None)
+    counts = {"total": len(instances), "power_state": {}, "health": {}}
+    for member in instances:
+        counts["power_state"][member["power_state"]] = counts["power_state"].get(member["power_state"], 0) + 1
+        if member.get("health"):
+            counts["health"][member["health"]] = counts["health"].get(member["health"], 0) + 1
+    return {"changed": False, "instances": instances, "scale_sets": scale_sets, "counts": counts,
+            "source": params["member_source"]}
+
+
+def main():
+    module = AzureFlexModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        mutually_exclusive=[("scale_set_id", "scale_set"), ("scale_set_id", "scale_sets"),
+                            ("scale_set_id", "resource_group")],
+    )
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Identity: the cloud metadata endpoint, an Entra ID (AAD) style authority, and token checks.
+
+azure-identity's ``ClientSecretCredential(authority=<emulator>, disable_instance_discovery=True)``
+reads ``/{tenant}/v2.0/.well-known/openid-configuration`` and posts to the
+token endpoint it names (facts file, section 4.4). Tokens are HMAC-signed JWTs
+carrying the audience they were issued for; ARM accepts only tokens for its own
+audience, so a client that asks for the public cloud's scope is refused exactly
+as Azure Stack Hub would refuse it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+import uuid
+from urllib.parse import parse_qsl
+
+from .errors import ArmError
+from .http import Reply, ok, route
+
+SECRET = os.urandom(32)
+DEFAULT_AUDIENCE = "https://management.emulator.invalid/"
+
+
+def _b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def issue_token(audience, tenant_id, client_id, lifetime):
+    issued = int(time.time())
+    header = {"alg": "HS256", "typ": "JWT"}
+    claims = {"aud": audience, "iss": "https://sts.emulator.invalid/%s/" % tenant_id, "tid": tenant_id,
+              "appid": client_id, "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, client_id)),
+              "iat": issued, "nbf": issued, "exp": issued + int(lifetime)}
+    signing_input = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
+    signature = hmac.new(SECRET, signing_input.encode("ascii"), hashlib.sha256).digest()
+    return signing_input + "." + _b64(signature)
+
+
+def read_token(token):
+    """The claims of a token this emulator issued, or None if it is not one."""
+    try:
+        head, body, sig = token.split(".")
+        expected = hmac.new(SECRET, (head + "." + body).encode("ascii"), hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, _unb64(sig)):
+            return None
+        return json.loads(_unb64(body))
+    except (ValueError, TypeError):
+        return None
+
+
+def _same_audience(a, b):
+    return (a or "").rstrip("/").lower() == (b or "").rstrip("/").lower()
+
+
+def authenticate(state, header):
+    """Raise ARM's 401 unless the Authorization header holds a valid token for this cloud."""
+    if not header:
+        raise ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ArmError(401, "AuthenticationFailed",
+                       "Authentication failed. The 'Authorization' header is provided in an invalid format.")
+    claims = read_token(token.strip())
+    if claims is None:
+        raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid.")
+    if claims.get("exp", 0) < time.time():
+        raise ArmError(401, "ExpiredAuthenticationToken",
+                       "The access token expiry UTC time '%s' is earlier than current UTC time."
+                       % time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(claims.get("exp", 0))))
+    if not _same_audience(claims.get("aud"), state.audience):
+        raise ArmError(401, "InvalidAuthenticationTokenAudience",
+                       "The access token has been obtained for wrong audience or resource '%s'. It should exactly "
+                       "match with one of the allowed audiences '%s'." % (claims.get("aud"), state.audience))
+    return claims
+
+
+# -- cloud metadata -------------------------------------------------------------
+
+@route("GET", "/metadata/endpoints", family="metadata", auth=False)
+def metadata_endpoints(ctx):
+    """Cloud endpoints, as Azure Stack Hub and `az cloud register --endpoint-resource-manager` read them.
+
+    api-version 2015-01-01 gets the legacy Azure Stack object; newer versions the
+    list of clouds that public Azure serves.
+    """
+    base = ctx.base_url
+    audience = ctx.state.audience
+    if ctx.api_version == "2015-01-01":
+        return ok({
+            "galleryEndpoint": base + "/gallery/",
+            "graphEndpoint": base + "/graph/",
+            "portalEndpoint": base + "/portal/",
+            "authentication": {"loginEndpoint": base + "/", "audiences": [audience]},
+        })
+    return ok([{
+        "name": "AzureFlexEmulator",
+        "portal": base + "/portal",
+        "resourceManager": base + "/",
+        "authentication": {"loginEndpoint": base + "/", "audiences": [audience],
+                           "tenant": ctx.state.tenant_id, "identityProvider": "AAD"},
+        "graph": base + "/graph/",
+        "graphAudience": base + "/graph/",
+        "media": base + "/media/",
+        "activeDirectoryDataLake": "",
+        "batch": "",
+        "gallery": base + "/gallery/",
+        "sqlManagement": "",
+        "vmImageAliasDoc": "",
+        "microsoftGraphResourceId": base + "/graph/",
+        "suffixes": {"storage": "core.emulator.invalid", "keyVaultDns": "vault.emulator.invalid",
+                     "acrLoginServer": "azurecr.emulator.invalid"},
+    }])
+
+
+# -- Entra ID authority -----------------------------------------------------------
+
+def _aad_error(status, error, code, description):
+    trace = str(uuid.uuid4())
+    return Reply(status, {
+        "error": error,
+        "error_description": "AADSTS%d: %s Trace ID: %s Correlation ID: %s Timestamp: %s"
+                             % (code, description, trace, uuid.uuid4(), time.strftime("%Y-%m-%d %H:%M:%SZ")),
+        "error_codes": [code],
+        "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ"),
+        "trace_id": trace,
+        "correlation_id": str(uuid.uuid4()),
+        "error_uri": "https://login.emulator.invalid/error?code=%d" % code,
+    })
+
+
+def _known_tenant(state, tenant):
+    return tenant.lower() in (state.tenant_id.lower(), "organizations", "common")
+
+
+@route("GET", "/{tenant}/v2.0/.well-known/openid-configuration", family=None, auth=False)
+def openid_configuration(ctx):
+    tenant = ctx.param("tenant")
+    if not _known_tenant(ctx.state, tenant):
+        return _aad_error(400, "invalid_tenant", 90002, "Tenant '%s' not found." % tenant)
+    base = ctx.base_url + "/" + tenant
+    return ok({
+        "token_endpoint": base + "/oauth2/v2.0/token",
+        "authorization_endpoint": base + "/oauth2/v2.0/authorize",
+        "device_authorization_endpoint": base + "/oauth2/v2.0/devicecode",
+        "issuer": base + "/v2.0",
+        "jwks_uri": base + "/discovery/v2.0/keys",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "tenant_region_scope": "EU",
+    })
+
+
+@route("POST", "/{tenant}/oauth2/v2.0/token", family=None, auth=False)
+def token(ctx):
+    state = ctx.state
+    tenant = ctx.param("tenant")
+    form = dict(parse_qsl((ctx.raw_body or b"").decode("utf-8"), keep_blank_values=True))
+    if not _known_tenant(state, tenant):
+        return _aad_error(400, "invalid_request", 90002, "Tenant '%s' not found." % tenant)
+    if form.get("grant_type") != "client_credentials":
+        return _aad_error(400, "unsupported_grant_type", 70003,
+                          "The app requested an unsupported grant type '%s'." % form.get("grant_type"))
+    client_id = form.get("client_id", "")
+    client = state.clients.get(client_id.lower())
+    if client is None:
+        return _aad_error(400, "unauthorized_client", 700016,
+                          "Application with identifier '%s' was not found in the directory '%s'."
+                          % (client_id, tenant))
+    if "client_assertion" in form:
+        if not client.get("federated") or not form.get("client_assertion"):
+            return _aad_error(401, "invalid_client", 700213,
+                              "No matching federated identity record found for presented assertion.")
+    elif not client.get("secret") or not hmac.compare_digest(form.get("client_secret", ""), client["secret"]):
+        return _aad_error(401, "invalid_client", 7000215,
+                          "Invalid client secret provided. Ensure the secret being sent in the request is the "
+                          "client secret value, not the client secret ID, for a secret added to app '%s'." % client_id)
+    scopes = form.get("scope", "").split()
+    resource_scopes = [s for s in scopes if s.endswith("/.default")]
+    if len(resource_scopes) != 1:
+        return _aad_error(400, "invalid_scope", 1002012,
+                          "The provided value for scope %s is not valid. Client credential flows must have a "
+                          "scope value with /.default suffixed to the resource identifier (application ID URI)."
+                          % form.get("scope", ""))
+    audience = resource_scopes[0][: -len("/.default")]
+    if not _same_audience(audience, state.audience):
+        return _aad_error(400, "invalid_resource", 500011,
+                          "The resource principal named %s was not found in the tenant named %s. This can happen "
+                          "if the application has not been installed by the administrator of the tenant."
+                          % (audience, tenant))
+    lifetime = int(state.settings["token_lifetime"])
+    return ok({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
+               "access_token": issue_token(state.audience, state.tenant_id, client_id, lifetime)})

@@ -1,0 +1,207 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the azure_flex.vmss collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+
+from azure.core.exceptions import ResourceExistsError
+
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, MissingDependencyError
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
+    READ_ARGUMENT_SPEC,
+    WAIT_ARGUMENT_SPEC,
+    AzureFlexModule,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import selection_argument_spec
+from ansible_collections.azure_flex.vmss.tests.unit.utils.module_args import patch_module_args
+
+SUB = "11111111-2222-3333-4444-555555555555"
+AWX_ENV = {"AZURE_SUBSCRIPTION_ID": SUB, "AZURE_CLIENT_ID": "app", "AZURE_SECRET": "s", "AZURE_TENANT": "t"}
+
+
+def module_spec():
+    spec = selection_argument_spec()
+    spec.update(WAIT_ARGUMENT_SPEC)
+    return spec
+
+
+@pytest.fixture
+def build():
+    """Build an AzureFlexModule; its arguments stay patched in until the test ends (exit_json needs them)."""
+    with contextlib.ExitStack() as stack:
+        def factory(args, environ=None):
+            stack.enter_context(patch_module_args(args))
+            return AzureFlexModule(module_spec(), supports_check_mode=True,
+                                   environ=AWX_ENV if environ is None else environ)
+        yield factory
+
+
+def run_and_capture(capsys, action):
+    """Run ``action`` (which ends with exit_json or fail_json); return (exit code, result dict)."""
+    with pytest.raises(SystemExit) as exited:
+        action()
+    return exited.value.code, json.loads(capsys.readouterr().out)
+
+
+def test_construction_only_parses_arguments(build):
+    module = build({"resource_group": "rg1", "scale_set": "web", "_ansible_check_mode": True})
+
+    assert module.params["scale_set"] == "web"
+    assert module.params["auth_source"] == "auto"
+    assert module.check_mode is True
+    assert module.deadline.seconds == 900
+    assert module._clients is None  # pylint: disable=protected-access
+
+
+def test_deadline_comes_from_the_timeout_option(build):
+    assert build({"scale_set_id": "/x", "timeout": 42}).deadline.seconds == 42
+
+
+def test_module_options_cannot_redefine_authentication_options():
+    with patch_module_args({}):
+        with pytest.raises(ValueError):
+            AzureFlexModule({"secret": dict(type="str")})
+
+
+@pytest.mark.parametrize("option, value", [("max_parallel", 0), ("max_parallel", 101), ("timeout", 0),
+                                           ("polling_interval", 0)])
+def test_limits_are_checked(capsys, option, value, build):
+    code, result = run_and_capture(capsys, lambda: build({"scale_set_id": "/x", option: value}))
+
+    assert code == 1
+    assert result["msg"].startswith(option + " must be")
+
+
+def test_profile_and_secret_are_mutually_exclusive(capsys, build):
+    code, result = run_and_capture(capsys, lambda: build({"scale_set_id": "/x", "profile": "p", "secret": "a-long-secret-value"}))
+
+    assert code == 1
+    assert "mutually exclusive" in result["msg"]
+
+
+def test_run_exits_with_the_result(capsys, build):
+    module = build({"scale_set_id": "/x"})
+
+    code, result = run_and_capture(capsys, lambda: module.run(lambda m: {"changed": False, "members": []}))
+
+    assert code == 0
+    assert result["members"] == []
+
+
+def test_run_reports_azure_errors_with_code_status_and_request_id(capsys, build):
+    module = build({"scale_set_id": "/x"})
+
+    def work(_module):
+        raise AzureFlexError("Failed to restart vm1: locked", code="ScopeLocked", status=409, request_id="r1",
+                             correlation_id="c1")
+
+    code, result = run_and_capture(capsys, lambda: module.run(work))
+
+    assert code == 1
+    assert (result["failed"], result["msg"], result["code"], result["status"], result["request_id"],
+            result["correlation_id"]) == (True, "Failed to restart vm1: locked", "ScopeLocked", 409, "r1", "c1")
+
+
+def test_run_converts_raw_sdk_errors(capsys, build):
+    module = build({"scale_set_id": "/x"})
+
+    def work(_module):
+        raise ResourceExistsError("conflict")
+
+    code, result = run_and_capture(capsys, lambda: module.run(work))
+
+    assert code == 1
+    assert result["msg"] == "conflict"
+
+
+def test_run_lets_bugs_surface(build):
+    module = build({"scale_set_id": "/x"})
+
+    with pytest.raises(KeyError):
+        module.run(lambda m: {}["missing"])
+
+
+def test_fail_azure_reports_missing_libraries_the_ansible_way(capsys, build):
+    module = build({"scale_set_id": "/x"})
+    error = MissingDependencyError("azure-mgmt-compute", ImportError("No module named 'azure.mgmt.compute'"))
+
+    code, result = run_and_capture(capsys, lambda: module.fail_azure(error, members=[]))
+
+    assert code == 1
+    assert "azure-mgmt-compute" in result["msg"]
+    assert "Failed to import the required Python library" in result["msg"]
+    assert result["members"] == []
+
+
+def test_clients_are_built_lazily_from_the_environment(build):
+    module = build({"scale_set_id": "/x", "polling_interval": 2})
+
+    clients = module.clients
+
+    assert clients.subscription_id == SUB
+    assert clients.client_options()["base_url"] == "https://management.azure.com"
+    assert clients.client_options()["polling_interval"] == 2
+    assert clients.retry_rules.deadline is module.deadline
+    assert module.clients is clients
+    assert module.auth_settings.source == "service_principal"
+
+
+def test_bad_authentication_input_surfaces_as_an_azure_flex_error(build):
+    module = build({"scale_set_id": "/x"}, environ={})
+
+    with pytest.raises(AzureFlexError) as caught:
+        module.clients  # pylint: disable=pointless-statement
+
+    assert "No subscription ID" in caught.value.msg
+
+
+def test_a_fake_client_factory_can_be_injected(build):
+    module = build({"scale_set_id": "/x", "max_parallel": 3})
+    module.clients = fake = object()
+
+    selector = module.selector()
+
+    assert selector.clients is fake
+    assert (selector.subscription_id, selector.max_parallel, selector.deadline) == (SUB, 3, module.deadline)
+
+
+def test_fan_out_uses_the_task_limits(build):
+    module = build({"scale_set_id": "/x", "max_parallel": 2})
+
+    outcomes = module.fan_out(lambda name: name.upper(), ["a", "b", "c"])
+
+    assert [outcome.result for outcome in outcomes] == ["A", "B", "C"]
+
+
+def test_run_operation_honours_wait(build):
+    class Poller:
+        def wait(self, timeout=None):
+            pass
+
+        def done(self):
+            return True
+
+        def result(self):
+            return "ok"
+
+    assert build({"scale_set_id": "/x"}).run_operation(Poller, "restart vm1") == (True, "ok")
+    assert build({"scale_set_id": "/x", "wait": False}).run_operation(Poller, "restart vm1") == (False, None)
+
+
+def test_retry_summary(build):
+    module = build({"scale_set_id": "/x"})
+    assert module.retry_summary() == {"retries": 0, "throttled_responses": 0}
+
+    module.clients.retry_rules.record_retry(429)
+
+    assert module.retry_summary() == {"retries": 1, "throttled_responses": 1}
+
+
+def test_read_only_spec_has_no_wait_options():
+    assert set(READ_ARGUMENT_SPEC) == {"timeout", "max_parallel"}

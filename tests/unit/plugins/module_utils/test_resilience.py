@@ -1,0 +1,278 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the azure_flex.vmss collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import pytest
+
+from azure.core import PipelineClient
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+from azure.core.rest import HttpRequest
+
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, OperationTimeoutError
+from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import (
+    Deadline,
+    RetryRules,
+    build_retry_policy,
+    retry_after_seconds,
+    run_operation,
+    wait_for_poller,
+)
+from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import (
+    BASE_URL,
+    FakeClock,
+    arm_error,
+    reply,
+    scripted_transport,
+)
+
+
+def no_jitter():
+    return 1.0  # the top of the backoff range, so delays are predictable
+
+
+# -- Deadline ---------------------------------------------------------------------------------
+
+def test_deadline_counts_down_and_never_goes_negative():
+    clock = FakeClock()
+    deadline = Deadline(10, clock=clock)
+    clock.advance(4)
+    assert deadline.remaining() == 6
+    assert deadline.elapsed() == 4
+    assert deadline.allows_wait(5.9)
+    assert not deadline.allows_wait(6)
+    clock.advance(100)
+    assert deadline.remaining() == 0
+    assert deadline.expired()
+
+
+@pytest.mark.parametrize("seconds", [0, -1, None])
+def test_deadline_needs_positive_seconds(seconds):
+    with pytest.raises(ValueError):
+        Deadline(seconds)
+
+
+# -- Retry-After parsing ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("headers, expected", [
+    ({}, None),
+    ({"Retry-After": "7"}, 7.0),
+    ({"retry-after": "0"}, 0.0),
+    ({"Retry-After": "2.5"}, 2.5),
+    ({"retry-after-ms": "1500"}, 1.5),
+    ({"x-ms-retry-after-ms": "250", "Retry-After": "9"}, 0.25),
+    ({"Retry-After": "soon"}, None),
+    ({"Retry-After": "-3"}, None),
+])
+def test_retry_after_seconds(headers, expected):
+    assert retry_after_seconds(headers) == expected
+
+
+def test_retry_after_accepts_http_dates():
+    in_thirty_seconds = email.utils.formatdate(time.time() + 30, usegmt=True)
+
+    assert 25 <= retry_after_seconds({"Retry-After": in_thirty_seconds}) <= 30
+
+
+# -- RetryRules decisions ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "POST", "PATCH"])
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_throttling_and_transient_statuses_are_retried_for_every_method(method, status):
+    rules = RetryRules(jitter=no_jitter)
+
+    assert rules.delay_after_response(1, method, status, {}) == 1.0
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 412, 501])
+def test_answers_are_not_retried(status):
+    assert RetryRules().delay_after_response(1, "GET", status, {"Retry-After": "1"}) is None
+
+
+def test_retry_after_header_wins_over_backoff():
+    assert RetryRules(jitter=no_jitter).delay_after_response(1, "POST", 429, {"Retry-After": "17"}) == 17.0
+
+
+def test_backoff_grows_and_is_capped():
+    rules = RetryRules(backoff_base=1.0, backoff_cap=5.0, jitter=no_jitter, max_attempts=10)
+
+    assert [rules.backoff(attempt) for attempt in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+def test_backoff_jitter_stays_in_the_upper_half():
+    rules = RetryRules(backoff_base=4.0, jitter=lambda: 0.0)
+
+    assert rules.backoff(1) == 2.0
+
+
+def test_attempts_are_bounded():
+    rules = RetryRules(max_attempts=3, jitter=no_jitter)
+
+    assert rules.delay_after_response(2, "GET", 503, {}) is not None
+    assert rules.delay_after_response(3, "GET", 503, {}) is None
+
+
+def test_never_waits_past_the_deadline():
+    clock = FakeClock()
+    rules = RetryRules(deadline=Deadline(10, clock=clock), jitter=no_jitter)
+
+    assert rules.delay_after_response(1, "POST", 429, {"Retry-After": "9"}) == 9.0
+    clock.advance(2)
+    assert rules.delay_after_response(1, "POST", 429, {"Retry-After": "9"}) is None
+
+
+def test_connection_failures_retry_only_when_safe():
+    rules = RetryRules(jitter=no_jitter)
+
+    assert rules.delay_after_transport_error(1, "POST", request_was_sent=False) == 1.0
+    assert rules.delay_after_transport_error(1, "GET", request_was_sent=True) == 1.0
+    assert rules.delay_after_transport_error(1, "POST", request_was_sent=True) is None
+
+
+# -- the policy inside a real azure-core pipeline ---------------------------------------------
+
+class PipelineUnderTest:
+    """A PipelineClient with only our retry policy, over a scripted transport; sleeps are recorded."""
+
+    def __init__(self, script, rules):
+        self.transport, self.adapter = scripted_transport(script)
+        self.sleeps = []
+        self.transport.sleep = self.sleeps.append
+        self.client = PipelineClient(BASE_URL, transport=self.transport, policies=[build_retry_policy(rules)])
+
+    def send(self, method):
+        return self.client.send_request(HttpRequest(method, BASE_URL + "/subscriptions/s/providers/x/action"))
+
+
+def test_pipeline_retries_429_on_post_without_retry_after():
+    pipeline = PipelineUnderTest([reply(429, arm_error("SubscriptionRequestsThrottled", "slow down")), reply(200, {})],
+                                 RetryRules(jitter=no_jitter))
+
+    response = pipeline.send("POST")
+
+    assert response.status_code == 200
+    assert len(pipeline.adapter.requests) == 2
+    assert pipeline.sleeps == [1.0]
+
+
+def test_pipeline_honours_retry_after_on_post():
+    rules = RetryRules(jitter=no_jitter)
+    pipeline = PipelineUnderTest([reply(429, None, {"Retry-After": "3"}), reply(429, None, {"retry-after-ms": "500"}),
+                                  reply(202, None)], rules)
+
+    assert pipeline.send("POST").status_code == 202
+    assert pipeline.sleeps == [3.0, 0.5]
+    assert rules.summary() == {"retries": 2, "throttled_responses": 2}
+
+
+def test_pipeline_retries_503_on_patch():
+    pipeline = PipelineUnderTest([reply(503), reply(200, {})], RetryRules(jitter=no_jitter))
+
+    assert pipeline.send("PATCH").status_code == 200
+
+
+def test_pipeline_returns_400_at_once():
+    pipeline = PipelineUnderTest([reply(400, arm_error("InvalidParameter", "bad"))], RetryRules())
+
+    assert pipeline.send("GET").status_code == 400
+    assert pipeline.sleeps == []
+
+
+def test_pipeline_gives_up_after_max_attempts_with_the_last_response():
+    pipeline = PipelineUnderTest([reply(503)] * 3, RetryRules(max_attempts=3, jitter=no_jitter))
+
+    assert pipeline.send("GET").status_code == 503
+    assert len(pipeline.adapter.requests) == 3
+    assert pipeline.sleeps == [1.0, 2.0]
+
+
+def test_pipeline_does_not_sleep_past_the_deadline():
+    deadline = Deadline(5)
+    pipeline = PipelineUnderTest([reply(429, None, {"Retry-After": "60"})], RetryRules(deadline=deadline))
+
+    assert pipeline.send("POST").status_code == 429
+    assert pipeline.sleeps == []
+
+
+def test_pipeline_caps_transport_timeouts_at_the_time_left():
+    pipeline = PipelineUnderTest([reply(200, {})], RetryRules(deadline=Deadline(7)))
+
+    pipeline.send("GET")
+
+    connect_timeout, read_timeout = pipeline.adapter.requests[0].send_kwargs["timeout"]
+    assert 6 < connect_timeout <= 7
+    assert 6 < read_timeout <= 7
+
+
+def test_pipeline_retries_unsent_post_but_not_a_post_that_may_have_run():
+    unsent = PipelineUnderTest([ServiceRequestError("refused"), reply(200, {})], RetryRules(jitter=no_jitter))
+    assert unsent.send("POST").status_code == 200
+
+    maybe_ran = PipelineUnderTest([ServiceResponseError("reset")], RetryRules(jitter=no_jitter))
+    with pytest.raises(ServiceResponseError):
+        maybe_ran.send("POST")
+    assert len(maybe_ran.adapter.requests) == 1
+
+
+# -- long-running operation waits -------------------------------------------------------------
+
+class FakePoller:
+    def __init__(self, finishes=True, result="done", error=None):
+        self._finishes = finishes
+        self._result = result
+        self._error = error
+        self.wait_timeouts = []
+
+    def wait(self, timeout=None):
+        self.wait_timeouts.append(timeout)
+        if self._error is not None:
+            raise self._error
+
+    def done(self):
+        return self._finishes
+
+    def result(self, timeout=None):
+        return self._result
+
+
+def test_wait_returns_the_result_of_a_finished_operation():
+    poller = FakePoller()
+
+    assert wait_for_poller(poller, Deadline(30), "restart vm1") == "done"
+    assert 29 < poller.wait_timeouts[0] <= 30
+
+
+def test_wait_raises_a_timeout_when_the_operation_is_still_running():
+    with pytest.raises(OperationTimeoutError) as caught:
+        wait_for_poller(FakePoller(finishes=False), Deadline(30), "restart vm1")
+
+    assert "restart vm1" in caught.value.msg
+    assert "may still complete" in caught.value.msg
+
+
+def test_wait_converts_operation_failures():
+    from azure.core.exceptions import HttpResponseError
+
+    failure = HttpResponseError(message="(OperationPreempted) preempted")
+
+    with pytest.raises(AzureFlexError) as caught:
+        wait_for_poller(FakePoller(error=failure), Deadline(30), "restart vm1")
+
+    assert caught.value.msg.startswith("Failed to restart vm1: ")
+
+
+def test_run_operation_without_wait_only_starts():
+    started = []
+
+    finished, result = run_operation(lambda: started.append(True) or FakePoller(), Deadline(30), "restart vm1", wait=False)
+
+    assert (finished, result, started) == (False, None, [True])
+
+
+def test_run_operation_waits_by_default():
+    assert run_operation(FakePoller, Deadline(30), "restart vm1") == (True, "done")

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Run ansible-test on this checkout, without Docker, reaching no network other than PyPI.
+#
+# Usage: tests/utils/ansible-test.sh COMMAND [ansible-test options and targets...]
+#   COMMAND is an ansible-test command: sanity, units, ...
+#   examples: tests/utils/ansible-test.sh sanity
+#             tests/utils/ansible-test.sh sanity --test validate-modules plugins/
+#             tests/utils/ansible-test.sh units tests/unit/plugins/module_utils/
+#
+# Environment:
+#   ANSIBLE_TEST       ansible-test to run (default: .venv/bin/ansible-test of the checkout, else PATH)
+#   PYTHON_VERSION     Python version ansible-test targets (default: 3.11)
+#   KEEP_WORKDIR=1     keep the temporary collection tree for inspection
+#
+# What it does, and why:
+# 1. ansible-test only runs from inside .../ansible_collections/<namespace>/<name>/, so the files of the
+#    checkout (tracked and untracked, minus what .gitignore excludes) are copied into such a tree in a
+#    temporary directory, and a git index is created there so that untracked files are tested too.
+# 2. With --venv, ansible-test bootstraps pip in each virtual environment with a get-pip script it
+#    downloads from a host this machine cannot reach. It first looks in its cache,
+#    ~/.ansible/test/cache/get_pip_<version with underscores>.py, so a stand-in is put there: it runs
+#    ensurepip, then "pip install" with the arguments ansible-test passes (minus --no-setuptools and
+#    --no-wheel, which only get-pip understands). Everything else comes from PyPI.
+# 3. ansible-test runs with --venv --python $PYTHON_VERSION; its output (junit, reports) is copied back
+#    to tests/output/ of the checkout.
+set -euo pipefail
+
+COLLECTION_NAMESPACE=azure_flex
+COLLECTION_NAME=vmss
+PYTHON_VERSION=${PYTHON_VERSION:-3.11}
+
+if [ "$#" -lt 1 ]; then
+    sed -n '2,12p' "$0" >&2
+    exit 2
+fi
+command_name=$1
+shift
+
+checkout=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+find_ansible_test() {
+    if [ -n "${ANSIBLE_TEST:-}" ]; then
+        echo "$ANSIBLE_TEST"
+    elif [ -x "$checkout/.venv/bin/ansible-test" ]; then
+        echo "$checkout/.venv/bin/ansible-test"
+    else
+        command -v ansible-test || { echo "ansible-test not found; set ANSIBLE_TEST" >&2; exit 2; }
+    fi
+}
+
+# The Python interpreter that runs ansible-test (its shebang), used to ask ansible-test which pip
+# version it bootstraps, rather than hard-coding a version that changes between releases.
+ansible_test_python() {
+    local shebang
+    shebang=$(head -n 1 "$1")
+    shebang=${shebang#\#!}
+    if [ -x "$shebang" ]; then echo "$shebang"; else command -v python3; fi
+}
+
+install_get_pip_stand_in() {
+    local python=$1 pip_version cache_file
+    pip_version=$("$python" -c '
+import types
+from ansible_test._internal.python_requirements import get_venv_packages
+print(get_venv_packages(types.SimpleNamespace(version="'"$PYTHON_VERSION"'"))["pip"])')
+    cache_file="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+    if [ -f "$cache_file" ]; then
+        return
+    fi
+    mkdir -p "$(dirname "$cache_file")"
+    cat > "$cache_file" <<'PYTHON'
+"""Stand-in for the get-pip.py script ansible-test downloads (that host is unreachable here).
+
+Written by the azure_flex.vmss collection's tests/utils/ansible-test.sh. Installs pip with ensurepip,
+then runs "pip install" with the given arguments, dropping the get-pip-only options.
+"""
+import subprocess
+import sys
+
+GET_PIP_ONLY_OPTIONS = {"--no-setuptools", "--no-wheel"}
+
+
+def main():
+    subprocess.run([sys.executable, "-m", "ensurepip", "--default-pip"], check=True, stdout=subprocess.DEVNULL)
+    arguments = [argument for argument in sys.argv[1:] if argument not in GET_PIP_ONLY_OPTIONS]
+    sys.exit(subprocess.run([sys.executable, "-m", "pip", "install"] + arguments, check=False).returncode)
+
+
+if __name__ == "__main__":
+    main()
+PYTHON
+    echo "Installed the get-pip stand-in for pip $pip_version: $cache_file"
+}
+
+# Print, NUL-separated, the checkout files to test: tracked plus untracked-but-not-ignored files.
+# Local environments are excluded even if .gitignore does not mention them.
+list_collection_files() {
+    if git -C "$checkout" rev-parse --git-dir >/dev/null 2>&1; then
+        git -C "$checkout" ls-files -z --cached --others --exclude-standard
+    else
+        (cd "$checkout" && find . -type f -print0 | sed -z 's#^\./##')
+    fi | grep -zvE '^(\.git/|\.venv/|\.emulator/|tests/output/|\.pytest_cache/)|(^|/)__pycache__/|\.py[co]$' \
+       | while IFS= read -r -d '' path; do
+             # skip files deleted from the work tree but still in the index
+             if [ -e "$checkout/$path" ] || [ -L "$checkout/$path" ]; then printf '%s\0' "$path"; fi
+         done
+}
+
+stage_collection() {
+    local destination=$1
+    mkdir -p "$destination"
+    list_collection_files | tar -C "$checkout" --null -T - -cf - | tar -C "$destination" -xf -
+    if command -v git >/dev/null 2>&1; then
+        git -C "$destination" init -q
+        git -C "$destination" add -A
+    fi
+}
+
+ansible_test=$(find_ansible_test)
+install_get_pip_stand_in "$(ansible_test_python "$ansible_test")"
+
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/azure_flex_vmss_ansible_test.XXXXXX")
+if [ "${KEEP_WORKDIR:-0}" = 1 ]; then
+    echo "Keeping the temporary collection tree: $workdir"
+else
+    trap 'rm -rf "$workdir"' EXIT
+fi
+collection_dir="$workdir/ansible_collections/$COLLECTION_NAMESPACE/$COLLECTION_NAME"
+stage_collection "$collection_dir"
+
+status=0
+(cd "$collection_dir" && "$ansible_test" "$command_name" --venv --python "$PYTHON_VERSION" --color no "$@") || status=$?
+
+if [ -d "$collection_dir/tests/output" ]; then
+    mkdir -p "$checkout/tests/output"
+    cp -R "$collection_dir/tests/output/." "$checkout/tests/output/"
+fi
+exit "$status"
