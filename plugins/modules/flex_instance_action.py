@@ -28,7 +28,7 @@ description:
   - Throttling (HTTP 429 with Retry-After) and transient server errors are retried for every call; every wait is
     bounded by O(timeout).
 author:
-  - azure_flex.vmss contributors
+  - azure_flex.vmss maintainers (@azure-flex)
 options:
   action:
     description:
@@ -125,7 +125,7 @@ EXAMPLES = r"""
     instances: [web_1a2b3c4d, web_5e6f7a8b]
     exact_version: 1.2.3
 
-- name: Delete members (idempotent: a second run changes nothing)
+- name: Delete members (idempotent, a second run changes nothing)
   azure_flex.vmss.flex_instance_action:
     resource_group: web-rg
     scale_set: web
@@ -386,9 +386,10 @@ def argument_spec():
 
 
 def check_action_options(params):
+    defaults = {name: spec.get("default") for name, spec in argument_spec().items()}
     for option, action in ACTION_OPTIONS.items():
         value = params.get(option)
-        if value not in (None, False, "") and params["action"] != action:
+        if value is not None and value != defaults[option] and params["action"] != action:
             raise InvalidInputError("%s applies only to action=%s, not action=%s" % (option, action, params["action"]))
 
 

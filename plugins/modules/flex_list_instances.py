@@ -18,10 +18,10 @@ description:
     from Azure Resource Graph, one request per 1,000 members whatever the number of scale sets.
   - Resource Graph is a cache that usually lags by seconds and can lag by a minute or more. Use
     O(member_source=compute) when the state must be current (for example right after changing it) or when
-    you need application health: the compute API is authoritative but costs one request per member (made in
+    you need application health. The compute API is authoritative but costs one request per member (made in
     parallel, see O(max_parallel)).
 author:
-  - azure_flex.vmss contributors
+  - azure_flex.vmss maintainers (@azure-flex)
 options:
   resource_group:
     description:
@@ -278,8 +278,8 @@ def run(module):
         for member in members:
             member["scale_set"] = selection.scale_set["name"]
         instances.extend(members)
-        summary = {key: selection.scale_set.get(key) for key in ("id", "name", "resource_group", "location",
-                                                                  "platform_fault_domain_count", "zones")}
+        summary_keys = ("id", "name", "resource_group", "location", "platform_fault_domain_count", "zones")
+        summary = {key: selection.scale_set.get(key) for key in summary_keys}
         summary["member_count"] = len(members)
         scale_sets.append(summary)
     if params["include_network"] and instances:

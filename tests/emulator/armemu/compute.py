@@ -40,6 +40,8 @@ POWER_DISPLAY = {"running": "VM running", "starting": "VM starting", "stopping":
 # What a transitional state is heading for, for the wrong-state checks.
 SETTLING = {"starting": "running", "stopping": "stopped", "deallocating": "deallocated"}
 VM_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]$|^[A-Za-z0-9_]$")
+PRIORITIES = ("Regular", "Spot", "Low", "SpotPlus")
+EVICTABLE = ("Spot", "SpotPlus")
 FLEX_FORBIDDEN = {"reimageall", "converttosingleplacementgroup", "forcerecoveryservicefabricplatformupdatedomainwalk",
                   "setorchestrationservicestate", "manualupgrade"}
 
@@ -180,7 +182,8 @@ def instance_view(state, vm):
         "platformFaultDomain": vm.props.get("platformFaultDomain", 0),
         "vmAgent": {
             "vmAgentVersion": "2.10.0.8",
-            "statuses": [_status("ProvisioningState/succeeded", "Ready", with_time=True)]
+            "statuses": [dict(_status("ProvisioningState/succeeded", "Ready", with_time=True),
+                              message="GuestAgent is running and accepting new configurations.")]
             if vm.emu.get("power") == "running" else [],
             "extensionHandlers": [
                 {"type": "%s.%s" % (ext.props.get("publisher"), ext.props.get("type")),
@@ -192,6 +195,7 @@ def instance_view(state, vm):
         "disks": [{"name": vm.props.get("storageProfile", {}).get("osDisk", {}).get("name", vm.name + "_OsDisk"),
                    "statuses": [_status("ProvisioningState/succeeded", "Provisioning succeeded", with_time=True)]}],
         "extensions": [extension_instance_view(ext) for ext in state.children(vm.id, EXT_TYPE)],
+        "isVMInStandbyPool": False,
         "statuses": statuses(vm),
     }
     visible = vm.emu.get("health_visible")
@@ -215,6 +219,10 @@ def render_vm(state, vm, expand_instance_view=False, status_only=False):
     body = copy.deepcopy(vm.body)
     if expand_instance_view:
         body["properties"]["instanceView"] = instance_view(state, vm)
+    extensions = state.children(vm.id, EXT_TYPE)
+    if extensions:
+        # As Azure does (VirtualMachine_Get.json): the VM lists its extensions in "resources".
+        body["resources"] = [render_extension(state, ext) for ext in extensions]
     return body
 
 
@@ -507,9 +515,9 @@ def create_vm(state, sub, rg, name, body, initial_power="running", creating=Fals
         if owner and owner.lower() != vm_id.lower():
             raise ArmError(400, "NicInUse", "Network Interface %s is used by existing resource %s." % (nic.id, owner))
     priority = props.get("priority", "Regular")
-    if priority not in ("Regular", "Spot", "Low"):
+    if priority not in PRIORITIES:
         raise invalid_parameter("The value '%s' of parameter 'priority' is invalid." % priority, target="priority")
-    if priority == "Spot":
+    if priority in EVICTABLE:
         props.setdefault("evictionPolicy", "Deallocate")
         props.setdefault("billingProfile", {"maxPrice": -1})
     props["priority"] = priority
@@ -528,6 +536,12 @@ def create_vm(state, sub, rg, name, body, initial_power="running", creating=Fals
     os_disk.setdefault("createOption", "FromImage")
     os_disk.setdefault("caching", "ReadOnly" if os_disk.get("diffDiskSettings") else "ReadWrite")
     os_disk.setdefault("deleteOption", "Delete")
+    if not os_disk.get("diffDiskSettings") and os_disk.get("createOption") == "FromImage":
+        managed = os_disk.setdefault("managedDisk", {})
+        managed.setdefault("storageAccountType", "Premium_LRS")
+        managed.setdefault("id", "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/disks/%s"
+                           % (sub, rg, os_disk["name"]))
+        os_disk.setdefault("diskSizeGB", 30)
     storage.setdefault("dataDisks", [])
     image = storage.get("imageReference")
     if image is not None:
@@ -796,7 +810,7 @@ def delete_vm(ctx):
 def simulate_eviction(ctx):
     state = ctx.state
     vm = require_vm(ctx)
-    if vm.props.get("priority") != "Spot":
+    if vm.props.get("priority") not in EVICTABLE:
         raise operation_not_allowed("Operation 'simulateEviction' is not allowed on VM '%s' since it is not a Spot "
                                     "VM." % vm.name)
     if _settled(vm) == "deallocated" or vm.emu.get("evicting"):
@@ -980,6 +994,9 @@ def _validate_profile(state, vmss_name, profile, capacity):
                            "Resource %s referenced by resource %s was not found. Please make sure that the "
                            "referenced resource exists, and that both resources are in the same region."
                            % (subnet_id, vmss_name))
+    if profile.get("priority", "Regular") not in PRIORITIES:
+        raise invalid_parameter("The value '%s' of parameter 'priority' is invalid." % profile["priority"],
+                                target="virtualMachineProfile.priority")
     for index, ext in enumerate((profile.get("extensionProfile") or {}).get("extensions") or []):
         where = "virtualMachineProfile.extensionProfile.extensions[%d]" % index
         if not ext.get("name"):
@@ -1114,8 +1131,9 @@ def create_member_from_profile(state, vmss, name, creating=False, zone=None, ext
             "priority": profile.get("priority", "Regular"),
         },
     }
-    if profile.get("evictionPolicy"):
-        body["properties"]["evictionPolicy"] = profile["evictionPolicy"]
+    for field in ("evictionPolicy", "billingProfile", "additionalCapabilities"):
+        if profile.get(field):
+            body["properties"][field] = profile[field]
     if zone or zones:
         body["zones"] = [zone or zones[len(members(state, vmss, sort=False)) % len(zones)]]
     vm = create_vm(state, sub, rg, name, body, creating=creating)

@@ -123,6 +123,8 @@ def lock_item(ctx):
     }
     if notes is None:
         lock["properties"].pop("notes")
+    if not lock["properties"]["owners"]:
+        lock["properties"].pop("owners")
     state.locks[key] = lock
     return ok(_render(lock), status=200 if existed else 201)
 

@@ -152,13 +152,24 @@ def test_flex_create_validation(compute, change, target):
         compute.virtual_machine_scale_sets.get(RG, "invalid")
 
 
-def test_immutable_scale_set_properties(compute):
+def test_immutable_scale_set_properties(sdk, compute, raw):
+    # Sent raw: the older SDK's update model has no orchestrationMode and would drop it.
+    reply = raw("PATCH", vmss_id(sdk.subscription_id, FLEX), body={"properties": {"orchestrationMode": "Uniform"}},
+                api_version=COMPUTE_API)
+    assert reply.status_code == 409
+    assert reply.json()["error"]["code"] == "PropertyChangeNotAllowed"
+    assert reply.json()["error"]["target"] == "orchestrationMode"
     with pytest.raises(ResourceExistsError) as info:
-        compute.virtual_machine_scale_sets.begin_update(RG, FLEX, {"properties": {"orchestrationMode": "Uniform"}})
+        compute.virtual_machine_scale_sets.begin_create_or_update(
+            RG, FLEX, {"location": "eastus", "properties": {"orchestrationMode": "Uniform"}})
     assert info.value.error.code == "PropertyChangeNotAllowed"
-    assert info.value.error.target == "orchestrationMode"
+    reply = raw("PATCH", vmss_id(sdk.subscription_id, FLEX), body={"properties": {"platformFaultDomainCount": 2}},
+                api_version=COMPUTE_API)
+    assert reply.status_code == 409 and reply.json()["error"]["target"] == "platformFaultDomainCount"
     with pytest.raises(ResourceExistsError) as info:
-        compute.virtual_machine_scale_sets.begin_update(RG, FLEX, {"properties": {"platformFaultDomainCount": 2}})
+        compute.virtual_machine_scale_sets.begin_create_or_update(
+            RG, FLEX, {"location": "eastus", "properties": {"orchestrationMode": "Flexible",
+                                                            "platformFaultDomainCount": 2}})
     assert info.value.error.target == "platformFaultDomainCount"
     assert compute.virtual_machine_scale_sets.get(RG, FLEX).platform_fault_domain_count == 3
 

@@ -1,0 +1,141 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the azure_flex.vmss collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The pure decisions of flex_instance_action: what to skip, what to act on, what to predict."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.azure_flex.vmss.plugins.modules import flex_instance_action as module
+
+
+def member(name, power_state="running", **extra):
+    base = {"name": name, "id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/" + name,
+            "resource_group": "rg", "power_state": power_state, "fault_domain": 0, "zones": [], "tags": {},
+            "priority": "Regular"}
+    base.update(extra)
+    return base
+
+
+def decisions(action, members, named):
+    return [(entry["name"], entry["status"], entry.get("reason"), entry["after"])
+            for entry, _member in module.plan(module.ACTIONS[action], members, named)]
+
+
+@pytest.mark.parametrize("action, power_state, expected_reason", [
+    ("start", "running", "already running"),
+    ("start", "starting", "already starting"),
+    ("deallocate", "deallocated", "already deallocated"),
+    ("deallocate", "deallocating", "already deallocating"),
+    ("power_off", "stopped", "already stopped"),
+    ("power_off", "deallocated", "already deallocated"),
+])
+def test_state_actions_skip_members_already_there(action, power_state, expected_reason):
+    assert decisions(action, [member("a", power_state)], named=True) == [("a", "skipped", expected_reason, power_state)]
+
+
+@pytest.mark.parametrize("action, power_state, predicted", [
+    ("start", "deallocated", "running"),
+    ("start", "stopped", "running"),
+    ("power_off", "running", "stopped"),
+    ("deallocate", "running", "deallocated"),
+    ("deallocate", "stopped", "deallocated"),
+    ("delete", "running", "absent"),
+    ("restart", "running", "running"),
+    ("redeploy", "deallocated", "running"),
+    ("reimage", "stopped", "running"),
+])
+def test_acting_predicts_the_state_after(action, power_state, predicted):
+    assert decisions(action, [member("a", power_state)], named=True) == [("a", "act", None, predicted)]
+
+
+def test_delete_of_an_absent_member_is_already_done():
+    assert decisions("delete", [member("gone", "absent")], named=True) == [("gone", "skipped", "already absent", "absent")]
+
+
+def test_a_vanished_member_is_skipped_for_other_actions():
+    assert decisions("restart", [member("gone", "absent")], named=True)[0][1:3] == ("skipped", "no longer exists")
+
+
+def test_restart_skips_stopped_members_selected_implicitly_but_attempts_named_ones():
+    members = [member("a", "running"), member("b", "deallocated")]
+    assert decisions("restart", members, named=False) == [
+        ("a", "act", None, "running"), ("b", "skipped", "not running (power state deallocated)", "deallocated")]
+    assert [d[1] for d in decisions("restart", members, named=True)] == ["act", "act"]
+
+
+def test_simulate_eviction_only_targets_spot_members_unless_named():
+    members = [member("spot", priority="Spot"), member("regular")]
+    assert [d[1:3] for d in decisions("simulate_eviction", members, named=False)] == [
+        ("act", None), ("skipped", "not a Spot VM")]
+    assert [d[1] for d in decisions("simulate_eviction", members, named=True)] == ["act", "act"]
+
+
+def test_perform_maintenance_needs_pending_maintenance_unless_named():
+    members = [member("due", maintenance_pending=True), member("not_due")]
+    assert [d[1:3] for d in decisions("perform_maintenance", members, named=False)] == [
+        ("act", None), ("skipped", "no maintenance pending")]
+    assert [d[1] for d in decisions("perform_maintenance", members, named=True)] == ["act", "act"]
+
+
+@pytest.mark.parametrize("option, value, action", [
+    ("skip_shutdown", True, "restart"),
+    ("hibernate", True, "start"),
+    ("temp_disk", False, "restart"),
+    ("exact_version", "1.2.3", "deallocate"),
+    ("force_deletion", True, "power_off"),
+])
+def test_options_of_another_action_are_refused(option, value, action):
+    params = {"action": action, "skip_shutdown": False, "hibernate": False, "temp_disk": None,
+              "exact_version": None, "force_deletion": False}
+    params[option] = value
+    with pytest.raises(InvalidInputError, match="%s applies only to action=" % option):
+        module.check_action_options(params)
+
+
+def test_options_of_the_action_itself_are_accepted():
+    module.check_action_options({"action": "reimage", "skip_shutdown": False, "hibernate": False, "temp_disk": True,
+                                 "exact_version": "1.2.3", "force_deletion": False})
+
+
+def test_every_documented_action_has_an_implementation():
+    assert sorted(module.ACTIONS) == sorted(module.argument_spec()["action"]["choices"])
+
+
+class RecordingCompute:
+    """Records the SDK calls an action makes, so each action is known to call the single-VM API."""
+
+    def __init__(self):
+        self.calls = []
+        recorder = self
+
+        class VirtualMachines:
+            def __getattr__(self, name):
+                def call(*args, **kwargs):
+                    recorder.calls.append((name, args, kwargs))
+                return call
+
+        self.virtual_machines = VirtualMachines()
+
+
+@pytest.mark.parametrize("action, params, expected", [
+    ("start", {}, ("begin_start", ("rg", "a"), {})),
+    ("power_off", {"skip_shutdown": True}, ("begin_power_off", ("rg", "a"), {"skip_shutdown": True})),
+    ("deallocate", {"hibernate": True}, ("begin_deallocate", ("rg", "a"), {"hibernate": True})),
+    ("deallocate", {"hibernate": False}, ("begin_deallocate", ("rg", "a"), {})),
+    ("restart", {}, ("begin_restart", ("rg", "a"), {})),
+    ("redeploy", {}, ("begin_redeploy", ("rg", "a"), {})),
+    ("reimage", {"temp_disk": None, "exact_version": None}, ("begin_reimage", ("rg", "a"), {})),
+    ("reimage", {"temp_disk": True, "exact_version": "1.2.3"},
+     ("begin_reimage", ("rg", "a", {"tempDisk": True, "exactVersion": "1.2.3"}), {})),
+    ("perform_maintenance", {}, ("begin_perform_maintenance", ("rg", "a"), {})),
+])
+def test_each_action_calls_the_single_vm_api(action, params, expected):
+    compute = RecordingCompute()
+    defaults = {"skip_shutdown": False, "hibernate": False, "temp_disk": None, "exact_version": None}
+    module.ACTIONS[action].begin(compute, member("a"), dict(defaults, **params))
+    assert compute.calls == [expected]
