@@ -524,7 +524,8 @@ def run(module):
         selection = _select_for_delete(module, selector, listing)
     else:
         selection = selector.select(listing)
-    members = read_members(module, selection, criteria)
+    # RV(instances) is documented in name order; named instances come in the order they were given.
+    members = sorted(read_members(module, selection, criteria), key=lambda member: (member["name"] or "").lower())
     planned = plan(action, members, named)
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
 

@@ -282,6 +282,8 @@ def run(module):
         summary = {key: selection.scale_set.get(key) for key in summary_keys}
         summary["member_count"] = len(members)
         scale_sets.append(summary)
+    # RV(instances) is documented sorted by scale set and name, whatever order the sets and names were given in.
+    instances.sort(key=lambda member: ((member["scale_set"] or "").lower(), (member["name"] or "").lower()))
     if params["include_network"] and instances:
         ips = private_ips_by_nic(module, [nic for m in instances for nic in m["network_interface_ids"]])
         for member in instances:

@@ -10,6 +10,11 @@
 # Environment:
 #   ANSIBLE_TEST       ansible-test to run (default: .venv/bin/ansible-test of the checkout, else PATH)
 #   PYTHON_VERSION     Python version ansible-test targets (default: 3.11)
+#   ANSIBLE_TEST_ENVIRONMENT
+#                      venv (default): run with --venv --python $PYTHON_VERSION (ansible-test builds its own
+#                      virtual environments); local: run with --local --python $PYTHON_VERSION, in the
+#                      environment of the ansible-test given (tests/integration/run.sh uses this, so that the
+#                      modules run with that environment's Azure SDKs)
 #   KEEP_WORKDIR=1     keep the temporary collection tree for inspection
 #
 # What it does, and why:
@@ -21,16 +26,27 @@
 #    ~/.ansible/test/cache/get_pip_<version with underscores>.py, so a stand-in is put there: it runs
 #    ensurepip, then "pip install" with the arguments ansible-test passes (minus --no-setuptools and
 #    --no-wheel, which only get-pip understands). Everything else comes from PyPI.
-# 3. ansible-test runs with --venv --python $PYTHON_VERSION; its output (junit, reports) is copied back
-#    to tests/output/ of the checkout.
+# 3. ansible-test runs with --venv --python $PYTHON_VERSION (or --local, see ANSIBLE_TEST_ENVIRONMENT); its
+#    output (junit, reports) is copied back to tests/output/ of the checkout.
+# 4. For the integration command, tests/integration/integration_config.yml (written by
+#    tests/integration/run.sh, and gitignored because it points at one emulator run) is copied into the
+#    temporary tree, where ansible-test looks for it.
 set -euo pipefail
 
 COLLECTION_NAMESPACE=azure_flex
 COLLECTION_NAME=vmss
 PYTHON_VERSION=${PYTHON_VERSION:-3.11}
+ANSIBLE_TEST_ENVIRONMENT=${ANSIBLE_TEST_ENVIRONMENT:-venv}
+INTEGRATION_CONFIG=tests/integration/integration_config.yml
+
+case "$ANSIBLE_TEST_ENVIRONMENT" in
+    venv) environment_options=(--venv --python "$PYTHON_VERSION") ;;
+    local) environment_options=(--local --python "$PYTHON_VERSION") ;;
+    *) echo "ANSIBLE_TEST_ENVIRONMENT must be venv or local, not $ANSIBLE_TEST_ENVIRONMENT" >&2; exit 2 ;;
+esac
 
 if [ "$#" -lt 1 ]; then
-    sed -n '2,12p' "$0" >&2
+    sed -n '2,18p' "$0" >&2
     exit 2
 fi
 command_name=$1
@@ -99,7 +115,7 @@ list_collection_files() {
         git -C "$checkout" ls-files -z --cached --others --exclude-standard
     else
         (cd "$checkout" && find . -type f -print0 | sed -z 's#^\./##')
-    fi | grep -zvE '^(\.git/|\.venv/|\.emulator/|tests/output/|\.pytest_cache/)|(^|/)__pycache__/|\.py[co]$' \
+    fi | grep -zvE '^(\.git/|\.venv(-oldsdk)?/|\.emulator/|tests/output/|\.pytest_cache/)|(^|/)__pycache__/|\.py[co]$' \
        | while IFS= read -r -d '' path; do
              # skip files deleted from the work tree but still in the index
              if [ -e "$checkout/$path" ] || [ -L "$checkout/$path" ]; then printf '%s\0' "$path"; fi
@@ -117,7 +133,9 @@ stage_collection() {
 }
 
 ansible_test=$(find_ansible_test)
-install_get_pip_stand_in "$(ansible_test_python "$ansible_test")"
+if [ "$ANSIBLE_TEST_ENVIRONMENT" = venv ]; then
+    install_get_pip_stand_in "$(ansible_test_python "$ansible_test")"
+fi
 
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/azure_flex_vmss_ansible_test.XXXXXX")
 if [ "${KEEP_WORKDIR:-0}" = 1 ]; then
@@ -127,9 +145,12 @@ else
 fi
 collection_dir="$workdir/ansible_collections/$COLLECTION_NAMESPACE/$COLLECTION_NAME"
 stage_collection "$collection_dir"
+if [ "$command_name" = integration ] && [ -f "$checkout/$INTEGRATION_CONFIG" ]; then
+    cp "$checkout/$INTEGRATION_CONFIG" "$collection_dir/$INTEGRATION_CONFIG"
+fi
 
 status=0
-(cd "$collection_dir" && "$ansible_test" "$command_name" --venv --python "$PYTHON_VERSION" --color no "$@") || status=$?
+(cd "$collection_dir" && "$ansible_test" "$command_name" "${environment_options[@]}" --color no "$@") || status=$?
 
 if [ -d "$collection_dir/tests/output" ]; then
     mkdir -p "$checkout/tests/output"

@@ -70,6 +70,8 @@ class Front:
         state = self.state
         found, params = find_route(method, path)
         if found is None:
+            # ARM authenticates before it routes: without a valid token nothing is revealed.
+            identity.authenticate(state, headers.get("Authorization"))
             if params:
                 raise ArmError(405, "MethodNotAllowed",
                                "The requested method '%s' is not allowed for '%s'. Allowed: %s."

@@ -802,6 +802,11 @@ def delete_vm(ctx):
     vm = state.get(vm_path(ctx.param("sub"), ctx.param("rg"), ctx.param("vm")))
     if vm is None or vm.type != VM_TYPE:
         return ok(None, status=204)
+    current = state.operations.get(vm.emu.get("op"))
+    if vm.props.get("provisioningState") == "Deleting" and current is not None and not current.done:
+        # Deleting already: a repeated DELETE ends with the one in flight instead of preempting it.
+        return lro.accepted(ctx, lro.follow(ctx, "Microsoft.Compute", vm.body["location"], "delete", [current],
+                                            target=vm.id))
     op = start_delete(ctx, [vm], force=ctx.flag("forceDeletion"))
     return lro.accepted(ctx, op)
 

@@ -138,6 +138,11 @@ def query_resources(ctx):
     skip = options.get("$skip")
     if skip is not None and not (isinstance(skip, int) and skip >= 0):
         raise ArmError(400, "BadRequest", "The $skip option must be a non-negative integer.")
+    fmt = str(options.get("resultFormat") or "table").lower()
+    if fmt not in ("table", "objectarray"):
+        raise ArmError(400, "BadRequest", "The resultFormat '%s' is invalid; use 'table' or 'objectArray'."
+                       % options.get("resultFormat"),
+                       details=[{"code": "InvalidQueryOptions", "message": "resultFormat"}])
     try:
         compiled = kql.compile_query(query)
         tables = {"resources": [], "resourcecontainers": [], "computeresources": []}
@@ -162,6 +167,5 @@ def query_resources(ctx):
             reply["$skipToken"] = _token(offset + size, query)
         else:
             reply["resultTruncated"] = "true"
-    fmt = str(options.get("resultFormat") or "table").lower()
     reply["data"] = data if fmt == "objectarray" else _as_table(data)
     return ok(reply, headers=quota_headers)

@@ -48,7 +48,8 @@ API_VERSIONS = {
 
 API_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview|-beta|-alpha)?$")
 
-# The JSON type of well-known ARM body fields, wherever they appear. ARM deserialises a
+# The JSON type of well-known ARM body fields, wherever they appear (names whose type differs
+# between providers, such as "priority", are left out). ARM deserialises a
 # body into the API's model before the resource provider sees it, so a field of the wrong
 # type is a 400 InvalidRequestContent, never a failure inside the provider.
 _OBJECT_FIELDS = {
@@ -67,7 +68,7 @@ _LIST_OF_OBJECTS = {
 }
 _LIST_OF_STRINGS = {"zones", "instanceids", "subscriptions", "managementgroups"}
 _STRING_FIELDS = {
-    "location", "query", "id", "level", "notes", "priority", "evictionpolicy", "orchestrationmode", "publisher",
+    "location", "query", "id", "level", "notes", "evictionpolicy", "orchestrationmode", "publisher",
     "type", "typehandlerversion", "exactversion", "customdata", "computername", "$skiptoken", "resultformat",
     "vmsize", "name", "deleteoption", "mode",
 }
@@ -265,6 +266,8 @@ def page(ctx, items, render):
     size = int(ctx.state.settings["page_size"])
     try:
         offset = int(ctx.query.get("$skiptoken", "0") or 0)
+        if offset < 0:
+            raise ValueError(offset)
     except ValueError:
         raise ArmError(400, "InvalidSkipToken", "The $skiptoken is invalid.")
     chunk = items[offset:offset + size]

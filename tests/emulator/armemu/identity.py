@@ -61,25 +61,38 @@ def _same_audience(a, b):
     return (a or "").rstrip("/").lower() == (b or "").rstrip("/").lower()
 
 
+def _unauthorized(code, message, description):
+    # As ARM: a Bearer challenge naming the authority (no claims, so the SDK does not retry).
+    challenge = 'Bearer authorization_uri="%s", error="invalid_token", error_description="%s"' % (
+        "https://login.emulator.invalid/", description)
+    return ArmError(401, code, message, headers={"WWW-Authenticate": challenge})
+
+
 def authenticate(state, header):
     """Raise ARM's 401 unless the Authorization header holds a valid token for this cloud."""
     if not header:
-        raise ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+        raise _unauthorized("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.",
+                            "The authentication failed because of missing 'Authorization' header.")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ArmError(401, "AuthenticationFailed",
-                       "Authentication failed. The 'Authorization' header is provided in an invalid format.")
+        raise _unauthorized("AuthenticationFailed",
+                            "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+                            "The authentication failed because of invalid 'Authorization' header.")
     claims = read_token(token.strip())
     if claims is None:
-        raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid.")
+        raise _unauthorized("InvalidAuthenticationToken", "The access token is invalid.",
+                            "The access token is invalid.")
     if claims.get("exp", 0) < time.time():
-        raise ArmError(401, "ExpiredAuthenticationToken",
-                       "The access token expiry UTC time '%s' is earlier than current UTC time."
-                       % time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(claims.get("exp", 0))))
+        raise _unauthorized("ExpiredAuthenticationToken",
+                            "The access token expiry UTC time '%s' is earlier than current UTC time."
+                            % time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(claims.get("exp", 0))),
+                            "The access token has expired.")
     if not _same_audience(claims.get("aud"), state.audience):
-        raise ArmError(401, "InvalidAuthenticationTokenAudience",
-                       "The access token has been obtained for wrong audience or resource '%s'. It should exactly "
-                       "match with one of the allowed audiences '%s'." % (claims.get("aud"), state.audience))
+        raise _unauthorized("InvalidAuthenticationTokenAudience",
+                            "The access token has been obtained for wrong audience or resource '%s'. It should "
+                            "exactly match with one of the allowed audiences '%s'."
+                            % (claims.get("aud"), state.audience),
+                            "The access token has been obtained for wrong audience.")
     return claims
 
 

@@ -100,7 +100,8 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
+from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
     "INVALID_QUERY_MESSAGE",
@@ -357,17 +358,13 @@ def _compare(a: Any, b: Any) -> int | None:
     """-1/0/1 for comparable values, None when null or incomparable."""
     if a is None or b is None:
         return None
-    if _is_number(a) and _is_number(b):
-        pass
-    elif type(a) is str and type(b) is str:
+    if _is_number(a) and _is_number(b) or type(a) is str and type(b) is str:
         pass
     elif isinstance(a, datetime) or isinstance(b, datetime):
         a, b = _parse_datetime(a), _parse_datetime(b)
         if a is None or b is None:
             return None
-    elif isinstance(a, timedelta) and isinstance(b, timedelta):
-        pass
-    elif type(a) is bool and type(b) is bool:
+    elif isinstance(a, timedelta) and isinstance(b, timedelta) or type(a) is bool and type(b) is bool:
         pass
     elif (_is_number(a) and type(b) is str) or (type(a) is str and _is_number(b)):
         try:

@@ -55,9 +55,8 @@ class Emulator:
             cmd += ["--scenario", os.path.abspath(self.scenario)]
         env = dict(os.environ)
         env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(cmd, cwd=PACKAGE_PARENT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(cmd, cwd=PACKAGE_PARENT, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -46,7 +46,7 @@ def applicable_locks(state, target):
         scope = lock["scope"].lower()
         if target == scope or target.startswith(scope + "/"):
             found.append(lock)
-    found.sort(key=lambda l: (l["properties"]["level"] != "ReadOnly", len(l["scope"])))
+    found.sort(key=lambda lock: (lock["properties"]["level"] != "ReadOnly", len(lock["scope"])))
     return found
 
 
@@ -55,9 +55,7 @@ def enforce(state, target, op):
     blocking = []
     for lock in applicable_locks(state, target):
         level = lock["properties"]["level"]
-        if level == "ReadOnly" and (op != "action" or state.settings["readonly_blocks_post"]):
-            blocking.append(lock)
-        elif level == "CanNotDelete" and op == "delete":
+        if level == "ReadOnly" and (op != "action" or state.settings["readonly_blocks_post"]) or level == "CanNotDelete" and op == "delete":
             blocking.append(lock)
     if blocking:
         raise scope_locked(target, "delete" if op == "delete" else "write", blocking)
@@ -140,9 +138,7 @@ def lock_list(ctx):
         lock_scope = lock["scope"].lower()
         above_or_at = prefix == lock_scope or prefix.startswith(lock_scope + "/")
         below = lock_scope.startswith(prefix + "/")
-        if above_or_at and (lock_scope == prefix or at_scope_only or state.settings["lock_list_includes_inherited"]):
+        if above_or_at and (lock_scope == prefix or at_scope_only or state.settings["lock_list_includes_inherited"]) or below and not at_scope_only:
             found.append(lock)
-        elif below and not at_scope_only:
-            found.append(lock)
-    found.sort(key=lambda l: l["id"].lower())
+    found.sort(key=lambda lock: lock["id"].lower())
     return page(ctx, found, _render)

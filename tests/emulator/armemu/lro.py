@@ -35,6 +35,11 @@ def start(ctx, provider, location, kind, duration, complete, on_fail=None, targe
     op.on_cancel = on_fail
     state.operations[op.id] = op
     fault = ctx.lro_fault
+    if fault is not None:
+        if fault.active:
+            fault.consume()  # an operation starts: the rule applies to it
+        else:
+            fault = None  # used up by an earlier operation of the same request (a batch)
     generation = state.generation
 
     async def run():

@@ -322,6 +322,8 @@ class State:
         self._last_vm_status = {}
         # lower type -> {key: resource}; rebuilt when a reset (a new generation) replaced the resources.
         self._by_type = {}
+        # parent key -> {key: resource} for every resource with a parent resource (extensions, ...).
+        self._by_parent = {}
         self._by_type_generation = None
 
     # -- settings and time --------------------------------------------------
@@ -368,17 +370,22 @@ class State:
     def _type_index(self):
         if self._by_type_generation != self.generation:
             self._by_type = {}
+            self._by_parent = {}
             for res in self.resources.values():
-                self._by_type.setdefault(res.type.lower(), {})[res.key] = res
+                self._index(res)
             self._by_type_generation = self.generation
         return self._by_type
+
+    def _index(self, res):
+        self._by_type.setdefault(res.type.lower(), {})[res.key] = res
+        self._by_parent.setdefault(res.key.rsplit("/", 2)[0], {})[res.key] = res
 
     def add(self, resource):
         if resource.key in self.resources:
             raise ArmError(409, "Conflict", "Resource '%s' already exists." % resource.id)
-        index = self._type_index()
+        self._type_index()
         self.resources[resource.key] = resource
-        index.setdefault(resource.type.lower(), {})[resource.key] = resource
+        self._index(resource)
         self.save(resource)
         return resource
 
@@ -394,6 +401,7 @@ class State:
         if self.resources.pop(resource.key, None) is None:
             return
         self._type_index().get(resource.type.lower(), {}).pop(resource.key, None)
+        self._by_parent.get(resource.key.rsplit("/", 2)[0], {}).pop(resource.key, None)
         self.graph.record(resource.key, None)
         if resource.type == "Microsoft.Compute/virtualMachines":
             self._record_vm_event(resource, deleted=True)
@@ -401,9 +409,14 @@ class State:
             del self.locks[key]
 
     def children(self, parent_id, child_type=None):
+        """Everything below ``parent_id``; with ``child_type``, its children of that type (a child
+        resource type is always one level below its parent, so only direct children are looked at)."""
         prefix = parent_id.lower() + "/"
-        candidates = self.resources if child_type is None else self._type_index().get(child_type.lower(), {})
-        return [res for key, res in candidates.items() if key.startswith(prefix)]
+        if child_type is None:
+            return [res for key, res in self.resources.items() if key.startswith(prefix)]
+        self._type_index()
+        child_type = child_type.lower()
+        return [res for res in self._by_parent.get(parent_id.lower(), {}).values() if res.type.lower() == child_type]
 
     def of_type(self, resource_type, subscription_id=None, resource_group=None, sort=True):
         out = []
@@ -454,9 +467,13 @@ class State:
     # -- faults ---------------------------------------------------------------
 
     def match_fault(self, method, path, starts_operation, arm=True):
+        """The first rule matching the request. A status rule is used up here; an ``lro`` or
+        ``stuck`` rule only when an operation really starts (``lro.start``), so a request
+        refused before that (409, 400, a lock) does not use it up."""
         for rule in self.faults:
             if rule.matches(method, path, starts_operation, arm):
-                rule.consume()
+                if rule.status:
+                    rule.consume()
                 return rule
         return None
 

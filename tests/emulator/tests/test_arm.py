@@ -281,9 +281,10 @@ def test_lists_page_with_next_link(emu, sdk):
     assert sorted(all_names) == sorted(names)
 
 
-def test_bad_skiptoken(sdk, raw):
+@pytest.mark.parametrize("token", ["abc", "-5"])
+def test_bad_skiptoken(sdk, raw, token):
     reply = raw("GET", "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines" % (
-        sdk.subscription_id, RG) + "?$skiptoken=abc", api_version=COMPUTE_API)
+        sdk.subscription_id, RG) + "?$skiptoken=" + token, api_version=COMPUTE_API)
     _error(reply, 400, "InvalidSkipToken")
 
 
@@ -319,6 +320,7 @@ def test_resource_group_needs_a_location(sdk, raw):
 
 def test_deleting_a_resource_group_deletes_its_resources(emu, sdk):
     compute = sdk.compute()
+    emu.settings(durations={"delete": 25})  # 0.5 s, to see the Deleting state
     poller = sdk.resources().resource_groups.begin_delete(RG, polling_interval=0.02)
     # While it runs the group says Deleting.
     assert sdk.resources().resource_groups.get(RG).properties.provisioning_state == "Deleting"

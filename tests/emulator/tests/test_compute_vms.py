@@ -72,7 +72,7 @@ def slow(emu, **durations):
 
 def test_create_vm_into_flex_set(emu, sdk, compute, raw):
     sub = sdk.subscription_id
-    slow(emu, create=0.6)
+    slow(emu, create=1.0)
     reply = raw("PUT", vm_id(sub, "app1"), body=vm_body(sub, FLEX), api_version=COMPUTE_API)
     assert reply.status_code == 201
     assert reply.json()["properties"]["provisioningState"] == "Creating"
@@ -213,6 +213,7 @@ def test_nic_in_use(sdk, compute):
 def test_spot_vm_and_simulated_eviction(emu, sdk, compute, raw):
     sub = sdk.subscription_id
     vm = compute.virtual_machines.begin_create_or_update(RG, "spot1", vm_body(sub, FLEX, priority="Spot")).result()
+    slow(emu, eviction=0.5)
     assert vm.priority == "Spot"
     assert vm.eviction_policy == "Deallocate"
     assert vm.billing_profile.max_price == -1
@@ -681,6 +682,7 @@ def test_delete_member_with_force(emu, sdk, compute, member):
     network = sdk.network()
     assert network.network_interfaces.get(RG, nic_name).virtual_machine.id == vm_id(sub, member)
     before = emu.request_count()
+    slow(emu, delete=1.0)  # halved by forceDeletion
     poller = compute.virtual_machines.begin_delete(RG, member, force_deletion=True)
     assert compute.virtual_machines.get(RG, member).provisioning_state == "Deleting"
     poller.result()
@@ -726,3 +728,39 @@ def test_health_visible_after_restart(emu, compute, member):
     assert health(compute, member) == "HealthState/initializing"
     wait_until(lambda: health(compute, member) == "HealthState/healthy", timeout=5)
     time.sleep(0.01)
+
+
+def test_delete_preempts_an_action_in_flight(emu, compute, member):
+    slow(emu, restart=1.0)
+    restart = compute.virtual_machines.begin_restart(RG, member)
+    compute.virtual_machines.begin_delete(RG, member).result()
+    with pytest.raises(HttpResponseError) as info:
+        restart.result()
+    assert info.value.error.code == "OperationPreempted"
+    with pytest.raises(ResourceNotFoundError):
+        compute.virtual_machines.get(RG, member)
+
+
+def test_put_round_trip_of_a_get(compute, member):
+    """Ansible modules GET a VM, change it and PUT the whole model back."""
+    compute.virtual_machine_extensions.get(RG, member, "HealthExtension")  # the member has extensions
+    vm = compute.virtual_machines.get(RG, member)
+    vm.tags = {"round": "trip"}
+    updated = compute.virtual_machines.begin_create_or_update(RG, member, vm).result()
+    assert updated.tags == {"round": "trip"}
+    assert updated.provisioning_state == "Succeeded"
+    assert updated.virtual_machine_scale_set.id == vm.virtual_machine_scale_set.id
+    assert updated.platform_fault_domain == vm.platform_fault_domain
+    assert updated.vm_id == vm.vm_id
+    assert power(compute, member) == "running"
+
+
+def test_repeated_delete_joins_the_one_in_flight(emu, compute, member):
+    slow(emu, delete=1.0)
+    first = compute.virtual_machines.begin_delete(RG, member)
+    second = compute.virtual_machines.begin_delete(RG, member)
+    second.result()
+    first.result()
+    assert first.status() == second.status() == "Succeeded"
+    with pytest.raises(ResourceNotFoundError):
+        compute.virtual_machines.get(RG, member)

@@ -86,7 +86,7 @@ def test_get_missing_set(compute):
 
 def test_create_flex_set_with_model_and_capacity(emu, sdk, compute):
     sub = sdk.subscription_id
-    emu.settings(durations={"create": 30})  # 0.6 s
+    emu.settings(durations={"create": 50})  # 1 s
     poller = compute.virtual_machine_scale_sets.begin_create_or_update(RG, "api", flex_body(sub, capacity=4))
     assert compute.virtual_machine_scale_sets.get(RG, "api").provisioning_state == "Creating"
     members = flex_members(compute, sub, "api")
@@ -229,6 +229,7 @@ def test_delete_instances_by_vm_name(emu, sdk, compute, raw):
     sub = sdk.subscription_id
     members = flex_members(compute, sub)
     doomed = members[:3]
+    emu.settings(durations={"delete": 50})  # 0.5 s with forceDeletion, to see the Deleting state
     before = emu.request_count()
     poller = compute.virtual_machine_scale_sets.begin_delete_instances(RG, FLEX, {"instanceIds": doomed},
                                                                        force_deletion=True)
@@ -405,6 +406,7 @@ def test_flex_batch_actions_can_be_switched_off(emu, sdk, compute):
 
 def test_rolling_restart_never_exceeds_batch_size(emu, sdk, compute):
     members = flex_members(compute, sdk.subscription_id)
+    emu.settings(durations={"restart": 15})  # 0.3 s: a batch's three restarts surely overlap
     since = len(emu.events())
     for start in range(0, len(members), 3):
         pollers = [compute.virtual_machines.begin_restart(RG, n) for n in members[start:start + 3]]

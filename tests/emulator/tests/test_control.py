@@ -365,3 +365,35 @@ def test_control_calls_are_not_faulted(emu):
     assert emu.control("GET", "health")["status"] == "ok"
     assert emu.settings()["time_scale"] == 0.02
     assert emu.clear_faults() == {"faults": []}
+
+
+def test_lro_fault_is_kept_for_an_operation_that_really_starts(emu, compute):
+    emu.add_fault(path="jumpbox/restart", lro="Failed")
+    compute.virtual_machines.begin_deallocate(RG, JUMPBOX).result()
+    # Refused with 409 before any operation starts: the rule is not used up ...
+    from azure.core.exceptions import ResourceExistsError
+
+    with pytest.raises(ResourceExistsError):
+        compute.virtual_machines.begin_restart(RG, JUMPBOX)
+    assert emu.control("GET", "faults")["faults"][0]["remaining"] == 1
+    compute.virtual_machines.begin_start(RG, JUMPBOX).result()
+    # ... and applies to the next restart that does run.
+    with pytest.raises(HttpResponseError) as info:
+        compute.virtual_machines.begin_restart(RG, JUMPBOX).result()
+    assert info.value.error.code == "InternalExecutionError"
+    assert emu.control("GET", "faults")["faults"][0]["remaining"] == 0
+
+
+def test_lro_fault_count_applies_per_operation_in_a_batch(emu, sdk, compute):
+    members = flex_members(compute, sdk.subscription_id)[:3]
+    emu.add_fault(path="virtualMachineScaleSets/web/restart", lro="Failed", count=1)
+    since = len(emu.events())
+    with pytest.raises(HttpResponseError) as info:
+        compute.virtual_machine_scale_sets.begin_restart(RG, "web", {"instanceIds": members}).result()
+    assert info.value.error.code == "InternalExecutionError"
+    # One member's restart failed (and was rolled back), the other two restarted.
+    finished = [e["vm"] for e in emu.events(since) if e["power_state"] == "running" and
+                e["provisioning_state"] == "Succeeded"]
+    assert len(set(finished)) == 3
+    assert {power(compute, n) for n in members} == {"running"}
+    assert emu.control("GET", "operations")["operations"] == {"Failed": 2, "Succeeded": 2}

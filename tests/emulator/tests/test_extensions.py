@@ -159,7 +159,7 @@ def test_health_is_settable(emu, sdk, compute):
 
 def test_health_after_restart(emu, sdk, compute):
     name = flex_members(compute, sdk.subscription_id)[0]
-    emu.settings(durations={"health_initializing": 15})
+    emu.settings(durations={"health_initializing": 25})  # 0.5 s
     reply = emu.set_health(name, "unhealthy", after_restart=True)
     assert reply["pending_health"] == "unhealthy" and reply["reported"] == "healthy"
     assert health(compute, name) == "HealthState/healthy"

@@ -319,3 +319,10 @@ def test_facets_are_refused_not_ignored(sdk):
         sdk.graph().resources(request)
     assert info.value.status_code == 400
     assert [d.code for d in info.value.error.details] == ["InvalidQuery", "UnsupportedFeature"]
+
+
+def test_invalid_result_format(sdk, raw):
+    reply = raw("POST", "/providers/Microsoft.ResourceGraph/resources", api_version=GRAPH_API,
+                body={"subscriptions": [sdk.subscription_id], "query": VMS,
+                      "options": {"resultFormat": "csv"}})
+    assert reply.status_code == 400 and reply.json()["error"]["code"] == "BadRequest"

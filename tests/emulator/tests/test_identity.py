@@ -209,6 +209,8 @@ def test_every_arm_call_needs_a_bearer_token(emu, sdk, raw, index):
     assert reply.json()["error"]["code"] == "AuthenticationFailed"
     assert reply.json()["error"]["message"].startswith("Authentication failed.")
     assert reply.headers["x-ms-request-id"]
+    assert reply.headers["WWW-Authenticate"].startswith('Bearer authorization_uri="')
+    assert 'error="invalid_token"' in reply.headers["WWW-Authenticate"]
     # Nothing happened: the request log shows only the refusal, and the world is unchanged.
     log = emu.requests(before)
     assert [(e["method"], e["status"]) for e in log] == [(method, 401)]
@@ -239,7 +241,7 @@ def test_forged_signature_is_refused(sdk, raw):
 
 
 def test_expired_token_is_refused(emu, sdk, raw):
-    emu.settings(token_lifetime=1)
+    emu.settings(token_lifetime=2)  # exp is iat + 2 in whole seconds: valid for at least one second
     token = _credential(emu).get_token(sdk.audience + "/.default").token
     good = raw("GET", vm_id(sdk.subscription_id, JUMPBOX), auth=token, api_version=COMPUTE_API)
     assert good.status_code == 200
@@ -268,3 +270,26 @@ def test_control_api_needs_no_token(emu):
     reply = requests.get(emu.url + "/_emulator/settings", verify=emu.env["REQUESTS_CA_BUNDLE"], timeout=10)
     assert reply.status_code == 200
     assert reply.json()["time_scale"] == 0.02
+
+
+def test_unknown_routes_need_a_token_too(emu, raw):
+    reply = raw("GET", "/subscriptions/x/whatever", auth=False)
+    assert reply.status_code == 401
+    assert reply.json()["error"]["code"] == "AuthenticationFailed"
+    assert raw("GET", "/subscriptions/x/whatever").status_code == 404
+
+
+def test_sdk_with_a_token_from_elsewhere(emu, sdk):
+    """A client whose credential yields a token this cloud did not issue gets ClientAuthenticationError."""
+    from azure.core.credentials import AccessToken
+    from azure.mgmt.compute import ComputeManagementClient
+
+    class Foreign:
+        def get_token(self, *scopes, **kwargs):
+            return AccessToken("eyJhbGciOiJub25lIn0.e30.", int(time.time()) + 3600)
+
+    client = ComputeManagementClient(Foreign(), sdk.subscription_id, **sdk.kwargs)
+    with pytest.raises(ClientAuthenticationError) as info:
+        client.virtual_machines.get(RG, JUMPBOX)
+    assert info.value.status_code == 401
+    assert info.value.error.code == "InvalidAuthenticationToken"
