@@ -76,11 +76,8 @@ print(", ".join("%s %s" % (name, version(name)) for name in ("ansible-core", "az
 echo "run.sh: integration tests with $python ($sdk_versions)"
 
 state_dir=$(mktemp -d "${TMPDIR:-/tmp}/azure_flex_vmss_emulator.XXXXXX")
-cleanup() {
-    rm -f "$config"
-    rm -rf "$state_dir"
-}
-trap cleanup EXIT
+# The config points at this run's emulator: remove it with the emulator's state directory.
+trap 'rm -f "$config"; rm -rf "$state_dir"' EXIT
 
 status=0
 (cd "$checkout/tests/emulator" &&

@@ -126,8 +126,8 @@ class Front:
         headers = {
             "x-ms-request-id": request_id,
             "x-ms-correlation-request-id": correlation,
-            "x-ms-routing-request-id": "LOCALEMULATOR:%s:%s" % (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-                                                               correlation),
+            "x-ms-routing-request-id": "LOCALEMULATOR:%s:%s" % (
+                time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), correlation),
             "Cache-Control": "no-cache",
             "Pragma": "no-cache",
             "Expires": "-1",

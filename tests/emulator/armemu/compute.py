@@ -558,8 +558,8 @@ def create_vm(state, sub, rg, name, body, initial_power="running", creating=Fals
     for extra in ("identity", "plan", "extendedLocation"):
         if body.get(extra):
             vm_body[extra] = copy.deepcopy(body[extra])
-    vm = Resource(vm_id, VM_TYPE, vm_body, emu={"power": None if creating else initial_power,
-                                                 "health": "healthy", "custom_data": custom_data})
+    vm = Resource(vm_id, VM_TYPE, vm_body, emu={
+        "power": None if creating else initial_power, "health": "healthy", "custom_data": custom_data})
     _etag(vm)
     state.add(vm)
     if vmss is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 
-from . import compute, identity, scenario
+from . import compute, scenario
 from .http import Reply
 from .state import FaultRule, merge_settings, now
 
@@ -76,14 +76,7 @@ def _dispatch(state, method, parts, query, body):
             spec = scenario.parse(text)
         else:
             spec = state.startup_scenario
-        # A reset starts a new world: a scenario that names no audience gets the default one,
-        # not the audience a previous scenario set.
-        previous, state.audience = state.audience, identity.DEFAULT_AUDIENCE
-        try:
-            scenario.load(state, spec)
-        except scenario.ScenarioError:
-            state.audience = previous
-            raise
+        scenario.load(state, spec)
         return Reply(200, {"status": "reset", "generation": state.generation,
                            "resources": len(state.resources)})
     if head == "scenario" and method == "GET":

@@ -14,7 +14,7 @@ import copy
 
 import yaml
 
-from . import compute, netmodel, resources
+from . import compute, identity, netmodel, resources
 from .state import DEFAULT_SETTINGS, GraphIndex, check_subscription_id, merge_settings, now
 
 DEFAULT_TENANT = "3e2b7a10-5c4d-4e8f-9a1b-7c6d5e4f3a2b"
@@ -70,8 +70,8 @@ def load(state, spec):
     state.clients.clear()
     state.scenario = copy.deepcopy(spec)
     state.tenant_id = spec.get("tenant_id", DEFAULT_TENANT)
-    if spec.get("audience"):
-        state.audience = spec["audience"]
+    # A reset starts a new world: without an audience of its own, the scenario gets the default.
+    state.audience = spec.get("audience") or identity.DEFAULT_AUDIENCE
     default_sub = spec.get("subscription_id", DEFAULT_SUBSCRIPTION)
     subs = [{"id": default_sub, "name": "Emulated subscription"}] + list(spec.get("subscriptions") or [])
     try:

@@ -181,8 +181,9 @@ def test_wrongly_typed_fields_elsewhere(sdk, raw):
         ("POST", "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachineScaleSets/%s/delete"
          % (sub, RG, FLEX), COMPUTE_API, {"instanceIds": "web_1"}),
         ("PUT", "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachineScaleSets/x"
-         % (sub, RG), COMPUTE_API, {"location": "eastus", "sku": {"capacity": "3"},
-                                   "properties": {"orchestrationMode": "Flexible", "platformFaultDomainCount": 1}}),
+         % (sub, RG), COMPUTE_API, {
+             "location": "eastus", "sku": {"capacity": "3"},
+             "properties": {"orchestrationMode": "Flexible", "platformFaultDomainCount": 1}}),
     ]
     for method, path, api, body in cases:
         _error(raw(method, path, body=body, api_version=api), 400, "InvalidRequestContent")
@@ -230,8 +231,8 @@ def test_sdk_sends_its_api_versions(emu, sdk):
     list(sdk.locks().management_locks.list_at_resource_group_level(RG))
     sdk.resources().resource_groups.get(RG)
     log = arm_requests(emu, before)
-    assert [e["query"]["api-version"] for e in log] == [COMPUTE_API, "2020-05-01" if NEW_SDK else "2016-09-01",
-                                                         "2025-04-01" if NEW_SDK else "2022-09-01"]
+    expected = [COMPUTE_API, "2020-05-01" if NEW_SDK else "2016-09-01", "2025-04-01" if NEW_SDK else "2022-09-01"]
+    assert [e["query"]["api-version"] for e in log] == expected
 
 
 # -- not found ---------------------------------------------------------------------------------

@@ -206,8 +206,8 @@ def test_scale_in_skips_locked_members(emu, sdk, compute):
     compute.virtual_machine_scale_sets.begin_update(RG, FLEX, {"sku": {"capacity": 13}}).result()
     names = flex_members(compute, sub)
     newest = max(names, key=lambda n: compute.virtual_machines.get(RG, n).time_created)
-    sdk.locks().management_locks.create_or_update_by_scope(vm_id(sub, newest), "keep",
-                                                          {"properties": {"level": "CanNotDelete"}})
+    keep = {"properties": {"level": "CanNotDelete"}}
+    sdk.locks().management_locks.create_or_update_by_scope(vm_id(sub, newest), "keep", keep)
     compute.virtual_machine_scale_sets.begin_update(RG, FLEX, {"sku": {"capacity": 12}}).result()
     wait_until(lambda: len(flex_members(compute, sub)) == 12, timeout=5)
     assert newest in flex_members(compute, sub)

@@ -57,7 +57,7 @@ def test_subscription_lock_crud(emu, sdk, locks, raw):
     assert locks.get_at_subscription_level("sublock").level == "CanNotDelete"
     again = locks.create_or_update_at_subscription_level("sublock", RO)
     assert again.level == "ReadOnly" and again.notes is None
-    assert [l.name for l in locks.list_at_subscription_level()] == ["sublock"]
+    assert [lock.name for lock in locks.list_at_subscription_level()] == ["sublock"]
     locks.delete_at_subscription_level("sublock")
     with pytest.raises(ResourceNotFoundError) as info:
         locks.get_at_subscription_level("sublock")
@@ -74,7 +74,7 @@ def test_resource_group_lock_crud(sdk, locks):
     lock = locks.create_or_update_at_resource_group_level(RG, "rglock", CND)
     assert lock.id == rg_scope(sdk.subscription_id) + "/providers/Microsoft.Authorization/locks/rglock"
     assert locks.get_at_resource_group_level(RG, "rglock").notes == "keep it"
-    assert [l.name for l in locks.list_at_resource_group_level(RG)] == ["rglock"]
+    assert [lock.name for lock in locks.list_at_resource_group_level(RG)] == ["rglock"]
     locks.delete_at_resource_group_level(RG, "rglock")
     assert list(locks.list_at_resource_group_level(RG)) == []
 
@@ -90,7 +90,7 @@ def test_resource_level_lock_with_empty_parent_path(emu, sdk, locks):
     got = locks.get_at_resource_level(RG, "Microsoft.Compute", "", "virtualMachines", JUMPBOX, "vmlock")
     assert got.level == "CanNotDelete"
     listed = list(locks.list_at_resource_level(RG, "Microsoft.Compute", "", "virtualMachines", JUMPBOX))
-    assert [l.name for l in listed] == ["vmlock"]
+    assert [lock.name for lock in listed] == ["vmlock"]
     locks.delete_at_resource_level(RG, "Microsoft.Compute", "", "virtualMachines", JUMPBOX, "vmlock")
     assert list(locks.list_at_resource_level(RG, "Microsoft.Compute", "", "virtualMachines", JUMPBOX)) == []
 
@@ -102,7 +102,7 @@ def test_by_scope_percent_encoded(emu, sdk, locks, raw, leading_slash):
     lock = locks.create_or_update_by_scope(given, "scoped", RO)
     assert lock.id == scope + "/providers/Microsoft.Authorization/locks/scoped"
     assert locks.get_by_scope(given, "scoped").level == "ReadOnly"
-    assert [l.name for l in locks.list_by_scope(given)] == ["scoped"]
+    assert [lock.name for lock in locks.list_by_scope(given)] == ["scoped"]
     # What the SDK sent: the scope's slashes percent-encoded.
     encoded = "/" + quote(scope, safe="") + "/providers/Microsoft.Authorization/locks/scoped"
     assert "%2F" in encoded
@@ -283,23 +283,23 @@ def test_list_includes_below_and_inherited(emu, sdk, locks):
     locks.create_or_update_at_subscription_level("s", CND)
     locks.create_or_update_at_resource_group_level(RG, "g", CND)
     locks.create_or_update_by_scope(vm_id(sub, JUMPBOX), "v", RO)
-    assert sorted(l.name for l in locks.list_at_subscription_level()) == ["g", "s", "v"]
-    assert sorted(l.name for l in locks.list_at_resource_group_level(RG)) == ["g", "s", "v"]
+    assert sorted(lock.name for lock in locks.list_at_subscription_level()) == ["g", "s", "v"]
+    assert sorted(lock.name for lock in locks.list_at_resource_group_level(RG)) == ["g", "s", "v"]
     at_vm = locks.list_at_resource_level(RG, "Microsoft.Compute", "", "virtualMachines", JUMPBOX)
-    assert sorted(l.name for l in at_vm) == ["g", "s", "v"]
+    assert sorted(lock.name for lock in at_vm) == ["g", "s", "v"]
     # atScope(): the locks that apply at the scope (at it or above), not the ones below.
-    assert sorted(l.name for l in locks.list_at_resource_group_level(RG, filter="atScope()")) == ["g", "s"]
+    assert sorted(lock.name for lock in locks.list_at_resource_group_level(RG, filter="atScope()")) == ["g", "s"]
     emu.settings(lock_list_includes_inherited=False)
-    assert sorted(l.name for l in locks.list_at_resource_group_level(RG)) == ["g", "v"]
+    assert sorted(lock.name for lock in locks.list_at_resource_group_level(RG)) == ["g", "v"]
     at_vm = locks.list_at_resource_level(RG, "Microsoft.Compute", "", "virtualMachines", JUMPBOX)
-    assert [l.name for l in at_vm] == ["v"]
+    assert [lock.name for lock in at_vm] == ["v"]
 
 
 def test_lock_list_pages(emu, locks):
     emu.settings(page_size=2)
     for index in range(5):
         locks.create_or_update_at_resource_group_level(RG, "l%d" % index, CND)
-    assert sorted(l.name for l in locks.list_at_resource_group_level(RG)) == ["l0", "l1", "l2", "l3", "l4"]
+    assert sorted(lock.name for lock in locks.list_at_resource_group_level(RG)) == ["l0", "l1", "l2", "l3", "l4"]
 
 
 def test_locks_api_version(emu, sdk, locks, raw):

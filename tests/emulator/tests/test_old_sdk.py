@@ -80,7 +80,7 @@ def test_locks_2016_09_01(emu, sdk):
     lock = locks.get_at_resource_level(RG, "Microsoft.Compute", "", "virtualMachines", JUMPBOX, "old")
     assert lock.level == "CanNotDelete" and lock.notes == "old api"
     assert lock.id == vm_id(sdk.subscription_id, JUMPBOX) + "/providers/Microsoft.Authorization/locks/old"
-    assert [l.name for l in locks.list_at_resource_group_level(RG)] == ["old"]
+    assert [lock.name for lock in locks.list_at_resource_group_level(RG)] == ["old"]
     assert {e["query"]["api-version"] for e in arm_requests(emu, before)} == {"2016-09-01"}
     from azure.core.exceptions import ResourceExistsError
 

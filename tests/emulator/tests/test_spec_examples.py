@@ -153,9 +153,9 @@ def test_flex_scale_set_create(emu, sdk, raw):
             "osProfile": {"computerNamePrefix": "spotplus", "adminUsername": "azureuser"},
             "networkProfile": {"networkInterfaceConfigurations": [{"name": "nic", "properties": {
                 "primary": True, "enableIPForwarding": True, "enableAcceleratedNetworking": False,
-                "ipConfigurations": [{"name": "ip", "properties": {"subnet": {"id": subnet}, "primary": True,
-                                                                   "applicationGatewayBackendAddressPools": [],
-                                                                   "loadBalancerBackendAddressPools": []}}]}}],
+                "ipConfigurations": [{"name": "ip", "properties": {
+                    "subnet": {"id": subnet}, "primary": True, "applicationGatewayBackendAddressPools": [],
+                    "loadBalancerBackendAddressPools": []}}]}}],
                 "networkApiVersion": "2020-11-01"},
             "priority": "SpotPlus", "evictionPolicy": "Deallocate", "billingProfile": {"maxPrice": -1}},
         "priorityMixPolicy": {"baseRegularPriorityCount": 4, "regularPriorityPercentageAboveBase": 50},
