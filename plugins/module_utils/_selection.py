@@ -262,6 +262,7 @@ def member_from_graph_row(row):
         "ephemeral_os_disk": bool(row.get("diffDiskSettings")),
         "tags": dict(row.get("tags") or {}),
         "network_interface_ids": _nic_ids(row.get("networkInterfaces")),
+        "maintenance_pending": None,  # Resource Graph does not carry it
         "source": "resource_graph",
     }
 
@@ -293,6 +294,9 @@ def member_from_vm(vm, instance_view=None):
         "ephemeral_os_disk": bool(os_disk.get("diffDiskSettings")),
         "tags": dict(vm.get("tags") or {}),
         "network_interface_ids": _nic_ids((properties.get("networkProfile") or {}).get("networkInterfaces")),
+        # Platform maintenance the customer may start now (perform maintenance is refused otherwise).
+        "maintenance_pending": bool((view.get("maintenanceRedeployStatus") or {}).get(
+            "isCustomerInitiatedMaintenanceAllowed")),
         "source": "compute",
     }
 

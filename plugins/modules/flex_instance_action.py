@@ -98,6 +98,7 @@ seealso:
 notes:
   - With O(wait=false) the actions are started and the task returns at once; members then show as
     C(started) with no C(after) state.
+  - V(simulate_eviction) always reports C(started): Azure accepts the request and evicts the VM shortly after.
 """
 
 EXAMPLES = r"""
@@ -412,11 +413,7 @@ def read_members(module, selection, criteria):
             if is_not_found(exc):
                 return dict(member, power_state=ABSENT)
             raise
-        fresh = member_from_vm(raw)
-        view = raw.get("properties", {}).get("instanceView") or {}
-        fresh["maintenance_pending"] = bool((view.get("maintenanceRedeployStatus") or {}).get(
-            "isCustomerInitiatedMaintenanceAllowed"))
-        return fresh
+        return member_from_vm(raw)
 
     if criteria.member_source == "compute":
         members = selection.members
@@ -461,7 +458,8 @@ def act_one_by_one(module, action, todo, params):
         if isinstance(action, SimulateEviction):
             with azure_errors("Failed to %s" % description):
                 compute.virtual_machines.simulate_eviction(member["resource_group"], member["name"])
-            return True
+            # Azure accepts the request (204) and evicts the VM later: nothing to wait for yet.
+            return False
         finished, _result = module.run_operation(lambda: action.begin(compute, member, params), description)
         return finished
 
@@ -584,7 +582,7 @@ def _select_for_delete(module, selector, listing):
             else:
                 owner = ((raw.get("properties") or {}).get("virtualMachineScaleSet") or {}).get("id") or ""
                 if owner.lower() != scale_set["id"].lower():
-                    outsiders.append(name)
+                    outsiders.append("%s (%s)" % (name, "member of %s" % owner if owner else "not in any scale set"))
                 member = member_from_vm(raw)
         members.append(member)
     if outsiders:

@@ -145,6 +145,12 @@ instances:
       description: Resource IDs of the VM's network interfaces.
       type: list
       elements: str
+    maintenance_pending:
+      description:
+        - Whether platform maintenance is pending that the customer may start now
+          (see M(azure_flex.vmss.flex_instance_action) O(azure_flex.vmss.flex_instance_action#module:action=perform_maintenance)).
+        - Null with O(member_source=resource_graph), which does not carry it.
+      type: bool
 scale_sets:
   description: The Flexible scale sets listed.
   returned: always
@@ -163,6 +169,13 @@ scale_sets:
     platform_fault_domain_count:
       description: Number of fault domains members are spread over.
       type: int
+    location:
+      description: Azure region.
+      type: str
+    zones:
+      description: Availability zones of the scale set.
+      type: list
+      elements: str
     member_count:
       description: Number of members listed.
       type: int

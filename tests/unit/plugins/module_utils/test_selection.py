@@ -202,7 +202,7 @@ def test_member_from_graph_row():
         "zones": ["1"], "fault_domain": 2, "power_state": "running", "health": None,
         "provisioning_state": "Succeeded", "vm_size": "Standard_B2s", "priority": "Spot",
         "ephemeral_os_disk": True, "tags": {"Role": "web"}, "network_interface_ids": ["/nic/1", "/nic/2"],
-        "source": "resource_graph",
+        "maintenance_pending": None, "source": "resource_graph",
     }
 
 
@@ -249,6 +249,7 @@ def test_member_from_vm_and_instance_view():
     assert member["ephemeral_os_disk"] is False
     assert member["network_interface_ids"] == ["/nic/web_1"]
     assert member["source"] == "compute"
+    assert member["maintenance_pending"] is False
 
 
 def test_member_from_vm_uses_the_expanded_instance_view():
@@ -566,3 +567,9 @@ def test_read_member_is_authoritative():
     member = selector.read_member("rg1", "web_a")
 
     assert (member["name"], member["power_state"], member["health"]) == ("web_a", "running", "healthy")
+
+
+def test_member_from_vm_reports_pending_maintenance():
+    view = {"statuses": [{"code": "PowerState/running"}],
+            "maintenanceRedeployStatus": {"isCustomerInitiatedMaintenanceAllowed": True}}
+    assert member_from_vm(rest_vm("web_1"), view)["maintenance_pending"] is True
