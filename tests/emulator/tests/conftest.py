@@ -86,3 +86,16 @@ def sdk(emu):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "capacity: a reduced run of bench/capacity.py (emulator scale and latency)")
+
+
+@pytest.fixture()
+def compute(sdk):
+    return sdk.compute()
+
+
+@pytest.fixture()
+def raw(sdk, emu):
+    """Plain HTTPS requests with a real token, for the wire-level checks the SDKs hide."""
+    from _support import Raw
+
+    return Raw(sdk, emu)

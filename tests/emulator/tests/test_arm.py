@@ -9,15 +9,10 @@ from urllib.parse import quote
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from _support import arm_requests, COMPUTE_API, FLEX, JUMPBOX, NEW_SDK, RG, Raw, vm_id
+from _support import arm_requests, COMPUTE_API, FLEX, JUMPBOX, NEW_SDK, RG, vm_id
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 RG_API = "2025-04-01"
-
-
-@pytest.fixture()
-def raw(sdk, emu):
-    return Raw(sdk, emu)
 
 
 def _error(reply, status, code):

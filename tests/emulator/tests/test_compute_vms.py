@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from _support import (COMPUTE_API, FLEX, JUMPBOX, RG, UNIFORM, Raw, arm_requests, codes, events_for,
+from _support import (COMPUTE_API, FLEX, JUMPBOX, RG, UNIFORM, arm_requests, codes, events_for,
                       flex_members, health, power, vm_id, vmss_id, wait_until)
 
 IMAGE = {"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2",
@@ -45,16 +45,6 @@ def flex_set_body(fd_count=3, zones=None):
     if zones:
         body["zones"] = zones
     return body
-
-
-@pytest.fixture()
-def compute(sdk):
-    return sdk.compute()
-
-
-@pytest.fixture()
-def raw(sdk, emu):
-    return Raw(sdk, emu)
 
 
 @pytest.fixture()

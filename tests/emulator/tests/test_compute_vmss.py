@@ -8,18 +8,8 @@ import re
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from _support import (COMPUTE_API, FLEX, JUMPBOX, RG, UNIFORM, Raw, arm_requests, codes, flex_members, max_down,
+from _support import (COMPUTE_API, FLEX, JUMPBOX, RG, UNIFORM, arm_requests, codes, flex_members, max_down,
                       events_for, power, vm_id, vmss_id, wait_until)
-
-
-@pytest.fixture()
-def compute(sdk):
-    return sdk.compute()
-
-
-@pytest.fixture()
-def raw(sdk, emu):
-    return Raw(sdk, emu)
 
 
 def subnet_id(sub):

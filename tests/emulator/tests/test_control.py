@@ -10,17 +10,7 @@ import requests
 import yaml
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from _support import COMPUTE_API, JUMPBOX, RG, Raw, arm_requests, flex_members, power, vm_id
-
-
-@pytest.fixture()
-def compute(sdk):
-    return sdk.compute()
-
-
-@pytest.fixture()
-def raw(sdk, emu):
-    return Raw(sdk, emu)
+from _support import COMPUTE_API, JUMPBOX, RG, arm_requests, flex_members, power, vm_id
 
 
 def control(emu, method, path, **kwargs):

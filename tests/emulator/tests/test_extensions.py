@@ -6,7 +6,7 @@ import pytest
 import requests
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from _support import COMPUTE_API, JUMPBOX, RG, Raw, flex_members, health, vm_id, wait_until
+from _support import COMPUTE_API, JUMPBOX, RG, flex_members, health, vm_id, wait_until
 
 CUSTOM_SCRIPT = {"location": "eastus", "properties": {
     "publisher": "Microsoft.Azure.Extensions", "type": "CustomScript", "typeHandlerVersion": "2.1",
@@ -15,16 +15,6 @@ CUSTOM_SCRIPT = {"location": "eastus", "properties": {
 APP_HEALTH = {"location": "eastus", "properties": {
     "publisher": "Microsoft.ManagedServices", "type": "ApplicationHealthLinux", "typeHandlerVersion": "2.0",
     "settings": {"protocol": "http", "port": 80, "requestPath": "/health"}}}
-
-
-@pytest.fixture()
-def compute(sdk):
-    return sdk.compute()
-
-
-@pytest.fixture()
-def raw(sdk, emu):
-    return Raw(sdk, emu)
 
 
 def slow(emu, **durations):

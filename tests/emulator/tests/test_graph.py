@@ -7,20 +7,10 @@ import time
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from _support import (FLEX, GRAPH_API, JUMPBOX, RG, Raw, arm_requests, flex_members, graph, graph_rows, vm_id,
+from _support import (FLEX, GRAPH_API, JUMPBOX, RG, arm_requests, flex_members, graph, graph_rows, vm_id,
                       vmss_id, wait_until)
 
 VMS = "Resources | where type =~ 'microsoft.compute/virtualmachines'"
-
-
-@pytest.fixture()
-def compute(sdk):
-    return sdk.compute()
-
-
-@pytest.fixture()
-def raw(sdk, emu):
-    return Raw(sdk, emu)
 
 
 def rows(sdk, query, **options):

@@ -9,14 +9,9 @@ import pytest
 import requests
 from azure.core.exceptions import ClientAuthenticationError
 
-from _support import COMPUTE_API, JUMPBOX, RG, Raw, vm_id
+from _support import COMPUTE_API, JUMPBOX, RG, vm_id
 
 SUB_PATH = "/subscriptions/%s"
-
-
-@pytest.fixture()
-def raw(sdk, emu):
-    return Raw(sdk, emu)
 
 
 def _meta(emu, api_version):

@@ -7,7 +7,7 @@ from urllib.parse import quote
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from _support import (COMPUTE_API, FLEX, JUMPBOX, LOCKS_API, RG, Raw, arm_requests, flex_members, power, vm_id,
+from _support import (COMPUTE_API, FLEX, JUMPBOX, LOCKS_API, RG, arm_requests, flex_members, power, vm_id,
                       vmss_id)
 
 CND = {"properties": {"level": "CanNotDelete", "notes": "keep it"}}
@@ -17,16 +17,6 @@ RO = {"properties": {"level": "ReadOnly"}}
 @pytest.fixture()
 def locks(sdk):
     return sdk.locks().management_locks
-
-
-@pytest.fixture()
-def compute(sdk):
-    return sdk.compute()
-
-
-@pytest.fixture()
-def raw(sdk, emu):
-    return Raw(sdk, emu)
 
 
 def rg_scope(sub):

@@ -11,15 +11,10 @@ import re
 
 import pytest
 
-from _support import (COMPUTE_API, FLEX, GRAPH_API, JUMPBOX, LOCKS_API, RG, Raw, flex_members, vm_id, vmss_id,
+from _support import (COMPUTE_API, FLEX, GRAPH_API, JUMPBOX, LOCKS_API, RG, flex_members, vm_id, vmss_id,
                       wait_until)
 
 C2 = "specification/compute/resource-manager/Microsoft.Compute/Compute/stable/2026-04-01/examples/"
-
-
-@pytest.fixture()
-def raw(sdk, emu):
-    return Raw(sdk, emu)
 
 
 def keys(obj):
