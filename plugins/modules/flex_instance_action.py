@@ -98,7 +98,7 @@ seealso:
 notes:
   - With O(wait=false) the actions are started and the task returns at once; members then show as
     C(started) with no C(after) state.
-  - V(simulate_eviction) always reports C(started): Azure accepts the request and evicts the VM shortly after.
+  - V(simulate_eviction) always reports C(started), because Azure accepts the request and evicts the VM shortly after.
 """
 
 EXAMPLES = r"""
