@@ -396,6 +396,17 @@ def check_action_options(params):
 
 # -- read ----------------------------------------------------------------------------------------
 
+def read_unless_gone(name, call):
+    """The VM read by ``call()`` as a REST dict, or None when the VM no longer exists."""
+    try:
+        with azure_errors("Failed to read VM %s" % name):
+            return as_rest_dict(call())
+    except AzureFlexError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
 def read_members(module, selection, criteria):
     """The targeted members as the compute API sees them now (with instance view).
 
@@ -405,15 +416,9 @@ def read_members(module, selection, criteria):
     compute = module.clients.compute()
 
     def read(member):
-        try:
-            with azure_errors("Failed to read VM %s" % member["name"]):
-                raw = as_rest_dict(compute.virtual_machines.get(member["resource_group"], member["name"],
-                                                                expand="instanceView"))
-        except AzureFlexError as exc:
-            if is_not_found(exc):
-                return dict(member, power_state=ABSENT)
-            raise
-        return member_from_vm(raw)
+        raw = read_unless_gone(member["name"], lambda: compute.virtual_machines.get(
+            member["resource_group"], member["name"], expand="instanceView"))
+        return dict(member, power_state=ABSENT) if raw is None else member_from_vm(raw)
 
     if criteria.member_source == "compute":
         members = selection.members
@@ -484,26 +489,18 @@ def act_delete(module, scale_set, todo, params):
         return [(pair, False, exc) for pair in todo]
 
 
-def refresh_after(module, entries):
+def refresh_after(module, acted):
     """Read the power state of acted-on members after the wait, so RV(after) is observed, not assumed."""
     compute = module.clients.compute()
 
-    def read(entry):
-        try:
-            with azure_errors("Failed to read VM %s" % entry["name"]):
-                raw = as_rest_dict(compute.virtual_machines.instance_view(_group_of(entry), entry["name"]))
-        except AzureFlexError as exc:
-            if is_not_found(exc):
-                return ABSENT
-            raise
-        return member_from_vm({"id": entry["id"], "name": entry["name"]}, raw)["power_state"]
+    def read(pair):
+        entry, member = pair
+        view = read_unless_gone(entry["name"], lambda: compute.virtual_machines.instance_view(
+            member["resource_group"], member["name"]))
+        return ABSENT if view is None else member_from_vm({"id": entry["id"], "name": entry["name"]}, view)["power_state"]
 
-    for outcome in module.fan_out(read, entries):
-        outcome.item["after"] = outcome.result if outcome.ok else None
-
-
-def _group_of(entry):
-    return entry["id"].split("/")[4]
+    for outcome in module.fan_out(read, acted):
+        outcome.item[0]["after"] = outcome.result if outcome.ok else None
 
 
 # -- the task ------------------------------------------------------------------------------------
@@ -537,12 +534,12 @@ def run(module):
             outcomes = [(outcome.item, outcome.result if outcome.ok else False, outcome.error)
                         for outcome in act_one_by_one(module, action, todo, params)]
         waited = []
-        for (entry, _member), finished, error in outcomes:
+        for (entry, member), finished, error in outcomes:
             if error is not None:
                 entry.update(status="failed", changed=False, after=None, error=_error_dict(error))
             elif finished:
                 entry["status"] = "changed"
-                waited.append(entry)
+                waited.append((entry, member))
             else:
                 entry.update(status="started", after=None)
         if waited:
@@ -568,13 +565,9 @@ def _select_for_delete(module, selector, listing):
     for name in listing.instances:
         member = present.get(name.lower())
         if member is None:
-            try:
-                with azure_errors("Failed to read VM %s" % name):
-                    raw = as_rest_dict(compute.virtual_machines.get(scale_set["resource_group"], name,
-                                                                    expand="instanceView"))
-            except AzureFlexError as exc:
-                if not is_not_found(exc):
-                    raise
+            raw = read_unless_gone(name, lambda: compute.virtual_machines.get(
+                scale_set["resource_group"], name, expand="instanceView"))
+            if raw is None:
                 member = {"name": name, "resource_group": scale_set["resource_group"], "power_state": ABSENT,
                           "id": "%s/virtualMachines/%s" % (scale_set["id"].split("/providers/")[0]
                                                            + "/providers/Microsoft.Compute", name),
