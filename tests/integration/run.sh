@@ -12,11 +12,11 @@
 # What it does:
 # 1. starts an emulator with that PYTHON (python -m armemu.launcher run, from tests/emulator), which runs
 #    this script again (the inner step) in the emulator's environment and stops the emulator after it;
-# 2. the inner step writes tests/integration/integration_config.yml (gitignored) from that environment:
-#    ansible-test passes the file to every target as extra vars, and filters the environment, so the
-#    targets never see the AZURE_* variables themselves;
+# 2. the inner step writes the integration config (extra vars) from that environment into the run's own
+#    state directory, so that concurrent runs never share one: ansible-test passes the file to every
+#    target as extra vars, and filters the environment, so the targets never see the AZURE_* variables;
 # 3. runs ansible-test integration --local on a staged copy of the checkout (tests/utils/ansible-test.sh
-#    with ANSIBLE_TEST_ENVIRONMENT=local), then removes the config file again.
+#    with ANSIBLE_TEST_ENVIRONMENT=local and INTEGRATION_CONFIG_FILE pointing at that config).
 # Exits non-zero when any target fails, and prints how long the run took.
 set -euo pipefail
 
@@ -27,7 +27,6 @@ fi
 
 checkout=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 script="$checkout/tests/integration/run.sh"
-config="$checkout/tests/integration/integration_config.yml"
 python=$1
 shift
 case "$python" in
@@ -41,6 +40,7 @@ fi
 
 # -- inner step: runs inside the launcher, with the emulator's environment -------------------------
 if [ "${AZURE_FLEX_INTEGRATION_INNER:-0}" = 1 ]; then
+    config="$AZURE_FLEX_STATE_DIR/integration_config.yml"
     "$python" - "$config" <<'PYTHON'
 """Write the ansible-test integration config (extra vars) from the emulator's environment."""
 import json
@@ -65,6 +65,7 @@ PYTHON
     ANSIBLE_TEST="$(dirname "$python")/ansible-test" \
         ANSIBLE_TEST_ENVIRONMENT=local \
         PYTHON_VERSION="$python_version" \
+        INTEGRATION_CONFIG_FILE="$config" \
         exec "$checkout/tests/utils/ansible-test.sh" integration "$@"
 fi
 
@@ -76,12 +77,12 @@ print(", ".join("%s %s" % (name, version(name)) for name in ("ansible-core", "az
 echo "run.sh: integration tests with $python ($sdk_versions)"
 
 state_dir=$(mktemp -d "${TMPDIR:-/tmp}/azure_flex_vmss_emulator.XXXXXX")
-# The config points at this run's emulator: remove it with the emulator's state directory.
-trap 'rm -f "$config"; rm -rf "$state_dir"' EXIT
+# The config is written into the state directory: it points at this run's emulator only.
+trap 'rm -rf "$state_dir"' EXIT
 
 status=0
 (cd "$checkout/tests/emulator" &&
-    AZURE_FLEX_INTEGRATION_INNER=1 "$python" -m armemu.launcher run --state-dir "$state_dir" -- \
+    AZURE_FLEX_INTEGRATION_INNER=1 AZURE_FLEX_STATE_DIR="$state_dir" "$python" -m armemu.launcher run --state-dir "$state_dir" -- \
         "$script" "$python" "$@") || status=$?
 if [ "$status" -ne 0 ] && [ -f "$state_dir/emulator.log" ]; then
     echo "run.sh: last lines of the emulator log:" >&2

@@ -15,6 +15,8 @@
 #                      virtual environments); local: run with --local --python $PYTHON_VERSION, in the
 #                      environment of the ansible-test given (tests/integration/run.sh uses this, so that the
 #                      modules run with that environment's Azure SDKs)
+#   INTEGRATION_CONFIG_FILE
+#                      integration only: the extra-vars file to use as tests/integration/integration_config.yml
 #   KEEP_WORKDIR=1     keep the temporary collection tree for inspection
 #
 # What it does, and why:
@@ -28,9 +30,9 @@
 #    --no-wheel, which only get-pip understands). Everything else comes from PyPI.
 # 3. ansible-test runs with --venv --python $PYTHON_VERSION (or --local, see ANSIBLE_TEST_ENVIRONMENT); its
 #    output (junit, reports) is copied back to tests/output/ of the checkout.
-# 4. For the integration command, tests/integration/integration_config.yml (written by
-#    tests/integration/run.sh, and gitignored because it points at one emulator run) is copied into the
-#    temporary tree, where ansible-test looks for it.
+# 4. For the integration command, the file named by INTEGRATION_CONFIG_FILE (written by
+#    tests/integration/run.sh into its emulator's state directory, as it points at that one run) is copied
+#    into the temporary tree as tests/integration/integration_config.yml, where ansible-test looks for it.
 set -euo pipefail
 
 COLLECTION_NAMESPACE=azure_flex
@@ -145,8 +147,8 @@ else
 fi
 collection_dir="$workdir/ansible_collections/$COLLECTION_NAMESPACE/$COLLECTION_NAME"
 stage_collection "$collection_dir"
-if [ "$command_name" = integration ] && [ -f "$checkout/$INTEGRATION_CONFIG" ]; then
-    cp "$checkout/$INTEGRATION_CONFIG" "$collection_dir/$INTEGRATION_CONFIG"
+if [ "$command_name" = integration ] && [ -n "${INTEGRATION_CONFIG_FILE:-}" ]; then
+    cp "$INTEGRATION_CONFIG_FILE" "$collection_dir/$INTEGRATION_CONFIG"
 fi
 
 status=0
