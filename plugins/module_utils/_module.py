@@ -170,9 +170,13 @@ class AzureFlexModule:
         try:
             result = work(self)
         except (AzureFlexError,) + azure_error_types() as exc:
-            self.fail_azure(exc)
+            failure = exc
         else:
             self.module.exit_json(**result)
+            return
+        # Failing outside the except block: ansible-core 2.19 would otherwise attach the traceback of an
+        # expected, fully described failure (bad input, an ARM error) to the result.
+        self.fail_azure(failure)
 
     def fail_azure(self, error, **extra):
         """Fail the task reporting msg, ARM error code, HTTP status and request/correlation ids."""

@@ -25,6 +25,11 @@ description:
     reason (for example V(restart) of a deallocated member, V(simulate_eviction) of a regular VM,
     V(perform_maintenance) without pending maintenance). Members named in O(instances) are always attempted,
     so Azure's own refusal is reported.
+  - Members protected by an ARM lock (see M(azure_flex.vmss.flex_instance_lock)) are left alone. A C(ReadOnly)
+    lock (protection from scale-set actions) blocks every action; any lock blocks V(delete). Protected members
+    selected by V(all) or a filter are skipped and reported with the lock; naming a protected member fails the
+    task before anything is done, unless O(attempt_protected=true). Inherited locks (resource group, subscription)
+    count too.
   - Throttling (HTTP 429 with Retry-After) and transient server errors are retried for every call; every wait is
     bounded by O(timeout).
 author:
@@ -72,6 +77,14 @@ options:
   force_deletion:
     description:
       - With O(action=delete), force the deletion (faster; the guest gets no chance to shut down).
+    type: bool
+    default: false
+  attempt_protected:
+    description:
+      - Act on members protected by an ARM lock too, and let Azure decide (it refuses with C(ScopeLocked)).
+      - By default protected members selected by V(all) or a filter are skipped, and naming one fails the task
+        before any member is acted on. Reading the locks costs one request for the subscription and one per
+        resource group; with V(true) no lock is read.
     type: bool
     default: false
 extends_documentation_fragment:
@@ -169,6 +182,12 @@ instances:
       description: Why a member was skipped.
       type: str
       sample: already deallocated
+    protection:
+      description:
+        - The member's effective protection (as RV(azure_flex.vmss.flex_list_instances#module:instances[].protection)),
+          when a lock made the task skip it.
+      type: dict
+      returned: when a lock made the task skip the member
     before:
       description: Power state before the action (C(running), C(stopped), C(deallocated), ...).
       type: str
@@ -237,6 +256,12 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     InvalidInputError,
     azure_errors,
     is_not_found,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
+    CODE_PROTECTED,
+    LockReader,
+    blocking_locks,
+    describe_locks,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
@@ -382,6 +407,7 @@ def argument_spec():
         temp_disk=dict(type="bool"),
         exact_version=dict(type="str"),
         force_deletion=dict(type="bool", default=False),
+        attempt_protected=dict(type="bool", default=False),
     )
     return spec
 
@@ -450,6 +476,31 @@ def plan(action, members, named):
                 entry.update(changed=True, status="act", after=action.predicted(member))
         entries.append((entry, member))
     return entries
+
+
+def respect_protection(module, action, planned, named):
+    """Skip, or refuse when named, the members an ARM lock protects from ``action``."""
+    todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
+    if not todo:
+        return
+    protections = LockReader(module.clients, module.subscription_id).protection_by_member(
+        [member for _entry, member in todo])
+    refused = []
+    for entry, member in todo:
+        protection = protections.get(member["id"].lower())
+        blocking = blocking_locks(protection, deleting=action.goal == ABSENT) if protection else []
+        if not blocking:
+            continue
+        if named:
+            refused.append("%s (%s)" % (member["name"], describe_locks(blocking)))
+        else:
+            entry.update(status="skipped", changed=False, after=entry["before"], protection=protection,
+                         reason="protected by lock %s" % describe_locks(blocking))
+    if refused:
+        raise AzureFlexError(
+            "Refusing to %s members protected by ARM locks: %s. Remove the protection (azure_flex.vmss."
+            "flex_instance_lock with state=absent) or set attempt_protected=true to let Azure decide; nothing was "
+            "done." % (action.description, "; ".join(refused)), code=CODE_PROTECTED)
 
 
 # -- act -----------------------------------------------------------------------------------------
@@ -522,6 +573,8 @@ def run(module):
     # RV(instances) is documented in name order; named instances come in the order they were given.
     members = sorted(read_members(module, selection, criteria), key=lambda member: (member["name"] or "").lower())
     planned = plan(action, members, named)
+    if not params["attempt_protected"]:
+        respect_protection(module, action, planned, named)
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
 
     if module.check_mode:

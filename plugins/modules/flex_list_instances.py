@@ -45,6 +45,14 @@ options:
         per 1,000 network interfaces).
     type: bool
     default: true
+  include_protection:
+    description:
+      - Add each member's effective protection (RV(instances[].protection)) from its ARM locks, including the
+        locks of its resource group and subscription (one request for the subscription and one per resource
+        group, whatever the number of members).
+      - Needs C(Microsoft.Authorization/locks/read), which the Reader role includes.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - azure_flex.vmss.azure_auth
   - azure_flex.vmss.selection
@@ -151,6 +159,26 @@ instances:
           (see M(azure_flex.vmss.flex_instance_action) O(azure_flex.vmss.flex_instance_action#module:action=perform_maintenance)).
         - Null with O(member_source=resource_graph), which does not carry it.
       type: bool
+    protection:
+      description:
+        - The member's effective protection, from its own locks and those inherited from its resource group and
+          subscription (see M(azure_flex.vmss.flex_instance_lock)).
+      type: dict
+      returned: with O(include_protection=true)
+      contains:
+        level:
+          description: The most restrictive lock level that applies (C(ReadOnly), C(CanNotDelete)) or null.
+          type: str
+        protected_from_scale_in:
+          description: Whether any lock keeps the member from being deleted.
+          type: bool
+        protected_from_scale_set_actions:
+          description: Whether a ReadOnly lock makes Azure refuse start, restart and the other actions.
+          type: bool
+        locks:
+          description: Every lock that applies (name, id, level, notes, scope, inherited), the member's own first.
+          type: list
+          elements: dict
 scale_sets:
   description: The Flexible scale sets listed.
   returned: always
@@ -191,6 +219,7 @@ source:
 """
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError, azure_errors
+from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import LockReader
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     ScaleSetRef,
@@ -210,6 +239,7 @@ def argument_spec():
     spec.update(
         scale_sets=dict(type="list", elements="str"),
         include_network=dict(type="bool", default=True),
+        include_protection=dict(type="bool", default=False),
     )
     return spec
 
@@ -301,6 +331,10 @@ def run(module):
         ips = private_ips_by_nic(module, [nic for m in instances for nic in m["network_interface_ids"]])
         for member in instances:
             member["private_ips"] = [ip for nic in member["network_interface_ids"] for ip in ips.get(nic.lower(), [])]
+    if params["include_protection"] and instances:
+        protections = LockReader(module.clients, module.subscription_id).protection_by_member(instances)
+        for member in instances:
+            member["protection"] = protections[member["id"].lower()]
     for member in instances:
         member.pop("source", None)
     counts = {"total": len(instances), "power_state": {}, "health": {}}

@@ -139,3 +139,63 @@ def test_each_action_calls_the_single_vm_api(action, params, expected):
     defaults = {"skip_shutdown": False, "hibernate": False, "temp_disk": None, "exact_version": None}
     module.ACTIONS[action].begin(compute, member("a"), dict(defaults, **params))
     assert compute.calls == [expected]
+
+
+class _FakeLocks:
+    def __init__(self, locks_in_group):
+        self.locks_in_group = locks_in_group
+        self.calls = 0
+
+    def list_by_scope(self, scope, filter=None):  # pylint: disable=redefined-builtin
+        self.calls += 1
+        return []
+
+    def list_at_resource_group_level(self, resource_group_name):
+        self.calls += 1
+        return list(self.locks_in_group)
+
+
+class _FakeModule:
+    subscription_id = "s"
+
+    def __init__(self, locks_in_group):
+        self.operations = _FakeLocks(locks_in_group)
+        operations = self.operations
+        self.clients = type("Clients", (), {"locks": lambda _self: type("C", (), {"management_locks": operations})()})()
+
+
+def _lock(vm, name, level):
+    return {"id": member(vm)["id"] + "/providers/Microsoft.Authorization/locks/" + name, "name": name,
+            "properties": {"level": level}}
+
+
+@pytest.mark.parametrize("action, level, skipped", [
+    ("restart", "ReadOnly", True),
+    ("restart", "CanNotDelete", False),
+    ("deallocate", "ReadOnly", True),
+    ("delete", "CanNotDelete", True),
+    ("delete", "ReadOnly", True),
+])
+def test_implicitly_selected_members_protected_from_the_action_are_skipped(action, level, skipped):
+    fake = _FakeModule([_lock("web_1", "keep", level)])
+    planned = module.plan(module.ACTIONS[action], [member("web_1"), member("web_2")], named=False)
+    module.respect_protection(fake, module.ACTIONS[action], planned, named=False)
+    statuses = {entry["name"]: (entry["status"], entry.get("reason")) for entry, _member in planned}
+    expected = ("skipped", "protected by lock 'keep' (%s, on the VM)" % level) if skipped else ("act", None)
+    assert statuses == {"web_1": expected, "web_2": ("act", None)}
+
+
+def test_a_named_protected_member_fails_the_task_before_anything_is_done():
+    fake = _FakeModule([_lock("web_1", "keep", "ReadOnly")])
+    planned = module.plan(module.ACTIONS["restart"], [member("web_1"), member("web_2")], named=True)
+    with pytest.raises(module.AzureFlexError) as raised:
+        module.respect_protection(fake, module.ACTIONS["restart"], planned, named=True)
+    assert raised.value.code == "AzureFlexProtectedByLock"
+    assert "web_1 ('keep' (ReadOnly, on the VM))" in raised.value.msg
+
+
+def test_no_lock_is_read_when_nothing_is_to_be_done():
+    fake = _FakeModule([])
+    planned = module.plan(module.ACTIONS["start"], [member("web_1")], named=False)
+    module.respect_protection(fake, module.ACTIONS["start"], planned, named=False)
+    assert fake.operations.calls == 0

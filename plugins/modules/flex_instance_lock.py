@@ -1,0 +1,411 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the azure_flex.vmss collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: flex_instance_lock
+short_description: Protect members of a Flexible scale set with ARM locks (instance protection)
+version_added: 0.1.0
+description:
+  - Flexible scale sets have no instance protection policy. This module gives the same protection with Azure
+    Resource Manager locks on the member VMs, for one, several or all members in one task.
+  - O(protection=scale_in) stands for Uniform's C(protectFromScaleIn) and places a C(CanNotDelete) lock, so the
+    member cannot be deleted (scale-in, batch delete, VM delete) until the lock is removed.
+  - O(protection=scale_set_actions) stands for C(protectFromScaleSetActions) and places a C(ReadOnly) lock, which
+    also makes Azure refuse start, restart, power off, reimage and every other POST action and any update.
+  - Idempotent. An existing lock of that name is compared (level, and notes when O(notes) is given) and only
+    written when it differs. O(state=absent) removes only the named lock on each member, never a lock of another
+    name and never an inherited one.
+  - Every member's result reports its effective protection afterwards, including locks inherited from its
+    resource group or subscription, so a task shows why Azure will refuse an action even when this module has
+    nothing to change.
+author:
+  - azure_flex.vmss maintainers (@azure-flex)
+options:
+  instances:
+    description:
+      - Names of the member VMs, or V(all). Required, so that locking every member is always explicit.
+    required: true
+  protection:
+    description:
+      - The protection to give, in the terms of Uniform scale sets. V(scale_in) places a C(CanNotDelete) lock,
+        V(scale_set_actions) a C(ReadOnly) lock.
+      - One of O(protection) and O(level) is required with O(state=present).
+    type: str
+    choices: [scale_in, scale_set_actions]
+  level:
+    description:
+      - The lock level, for those who prefer the ARM terms.
+    type: str
+    choices: [CanNotDelete, ReadOnly]
+  name:
+    description:
+      - Name of the lock on each member.
+      - Defaults to C(azure-flex-protect-from-scale-in) for C(CanNotDelete) and
+        C(azure-flex-protect-from-scale-set-actions) for C(ReadOnly). With O(state=absent) give O(name), or
+        O(protection) or O(level) to pick the default name.
+      - At most 260 characters, none of C(<), C(>), C(%), C(&), C(:), C(\\), C(?) or C(/).
+    type: str
+  notes:
+    description:
+      - Notes stored on the lock (at most 512 characters), for example the reason and a ticket number.
+      - When not given, the notes of an existing lock are left as they are.
+    type: str
+  state:
+    description:
+      - V(present) ensures the lock on every selected member; V(absent) removes it.
+    type: str
+    choices: [present, absent]
+    default: present
+extends_documentation_fragment:
+  - azure_flex.vmss.azure_auth
+  - azure_flex.vmss.selection
+  - azure_flex.vmss.wait.READ
+  - azure_flex.vmss.attributes
+  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reads the members and their locks, predicts each member's outcome, and makes no write call.
+  diff_mode:
+    support: full
+    details:
+      - The diff shows, per changed member, the lock before and after (null when there is none).
+  idempotent:
+    support: full
+seealso:
+  - module: azure_flex.vmss.flex_instance_action
+    description: Skips members protected from the action it runs, and refuses named ones.
+  - module: azure_flex.vmss.flex_list_instances
+    description: Reports each member's effective protection with O(azure_flex.vmss.flex_list_instances#module:include_protection=true).
+  - name: Lock your resources to protect your infrastructure
+    description: How Azure locks work, and what a ReadOnly lock blocks.
+    link: https://learn.microsoft.com/azure/azure-resource-manager/management/lock-resources
+notes:
+  - Creating and deleting locks needs the Owner or User Access Administrator role, or a custom role with
+    C(Microsoft.Authorization/locks/*); Contributor is not enough. A 403 says so.
+  - A C(ReadOnly) lock also blocks changes made by Azure on the VM's behalf, such as extension updates; remove it
+    (O(state=absent)) before maintenance that needs them.
+  - The lock API is synchronous, so O(timeout) bounds the task and there is nothing to wait for.
+"""
+
+EXAMPLES = r"""
+- name: Protect two members from scale-in (as Uniform's protectFromScaleIn)
+  azure_flex.vmss.flex_instance_lock:
+    resource_group: web-rg
+    scale_set: web
+    instances: [web_1a2b3c4d, web_5e6f7a8b]
+    protection: scale_in
+    notes: Holds the leader role; CHG-1234
+
+- name: Freeze the members of zone 1 (no start, restart, reimage or delete)
+  azure_flex.vmss.flex_instance_lock:
+    resource_group: web-rg
+    scale_set: web
+    instances: all
+    zones: ["1"]
+    protection: scale_set_actions
+
+- name: Remove the scale-in protection from every member
+  azure_flex.vmss.flex_instance_lock:
+    resource_group: web-rg
+    scale_set: web
+    instances: all
+    protection: scale_in
+    state: absent
+
+- name: Show why members are protected (inherited locks included)
+  ansible.builtin.debug:
+    msg: "{{ item.name }}: {{ item.protection.locks | map(attribute='name') | list }}"
+  loop: "{{ lock_result.instances }}"
+  loop_control:
+    label: "{{ item.name }}"
+"""
+
+RETURN = r"""
+instances:
+  description: One entry per selected member, in name order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: VM name.
+      type: str
+      sample: web_1a2b3c4d
+    id:
+      description: Resource ID of the VM.
+      type: str
+    status:
+      description:
+        - C(changed) (lock written or removed), C(would_change) (check mode), C(unchanged) (already as requested)
+          or C(failed) (see RV(instances[].error)).
+      type: str
+      sample: changed
+    changed:
+      description: Whether the lock was (or, in check mode, would be) written or removed.
+      type: bool
+    lock:
+      description: The named lock on the member after the task (predicted in check mode); null when absent.
+      type: dict
+      contains:
+        name:
+          description: Lock name.
+          type: str
+        level:
+          description: C(CanNotDelete) or C(ReadOnly).
+          type: str
+        notes:
+          description: Lock notes.
+          type: str
+    protection:
+      description: The member's effective protection after the task, from its own and its inherited locks.
+      type: dict
+      contains:
+        level:
+          description: The most restrictive lock level that applies (C(ReadOnly), C(CanNotDelete)) or null.
+          type: str
+        protected_from_scale_in:
+          description: Whether any lock keeps the member from being deleted.
+          type: bool
+        protected_from_scale_set_actions:
+          description: Whether a ReadOnly lock makes Azure refuse start, restart and other actions.
+          type: bool
+        locks:
+          description: Every lock that applies, its own first.
+          type: list
+          elements: dict
+          contains:
+            name:
+              description: Lock name.
+              type: str
+            id:
+              description: Lock resource ID.
+              type: str
+            level:
+              description: Lock level.
+              type: str
+            notes:
+              description: Lock notes.
+              type: str
+            scope:
+              description: The resource ID the lock sits on (the VM, its resource group or subscription).
+              type: str
+            inherited:
+              description: Whether the lock sits on a scope above the VM.
+              type: bool
+    error:
+      description: For a failed member, the Azure error (msg, code, status, request_id).
+      type: dict
+      returned: when the member failed
+counts:
+  description: How many members were selected, changed, unchanged and failed.
+  returned: always
+  type: dict
+  sample: {"selected": 2, "changed": 2, "unchanged": 0, "failed": 0}
+lock:
+  description: The lock the task manages.
+  returned: always
+  type: dict
+  sample: {"name": "azure-flex-protect-from-scale-in", "level": "CanNotDelete", "state": "present"}
+elapsed_seconds:
+  description: Wall-clock time the task took.
+  returned: always
+  type: float
+"""
+
+from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
+    DEFAULT_LOCK_NAMES,
+    LOCK_LEVELS,
+    PROTECTION_LEVELS,
+    LockReader,
+    lock_errors,
+    protection_summary,
+    validate_lock_name,
+    validate_lock_notes,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule
+from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
+    SELECTION_MUTUALLY_EXCLUSIVE,
+    SELECTION_REQUIRED_ONE_OF,
+    SELECTION_REQUIRED_TOGETHER,
+    SelectionCriteria,
+    selection_argument_spec,
+)
+
+LOCK_PROVIDER = "/providers/Microsoft.Authorization/locks/"
+
+
+def argument_spec():
+    spec = selection_argument_spec(instances_required=True)
+    spec.update(READ_ARGUMENT_SPEC)
+    spec.update(
+        protection=dict(type="str", choices=sorted(PROTECTION_LEVELS)),
+        level=dict(type="str", choices=list(LOCK_LEVELS)),
+        name=dict(type="str"),
+        notes=dict(type="str"),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+    )
+    return spec
+
+
+class WantedLock:
+    """The lock the task asks for: its name, level (None for state=absent without a level) and notes."""
+
+    def __init__(self, params):
+        self.state = params["state"]
+        self.level = PROTECTION_LEVELS.get(params["protection"]) or params["level"]
+        if self.state == "present" and self.level is None:
+            raise InvalidInputError("state=present needs protection (scale_in or scale_set_actions) or level")
+        name = params["name"] or DEFAULT_LOCK_NAMES.get(self.level)
+        if name is None:
+            raise InvalidInputError("state=absent needs the lock's name, or protection or level to pick the default name")
+        self.name = validate_lock_name(name)
+        self.notes = validate_lock_notes(params["notes"])
+
+    def differs(self, existing):
+        if existing is None:
+            return self.state == "present"
+        if self.state == "absent":
+            return True
+        return existing["level"] != self.level or (self.notes is not None and (existing["notes"] or "") != self.notes)
+
+    def after(self, existing):
+        if self.state == "absent":
+            return None
+        notes = self.notes if self.notes is not None else (existing or {}).get("notes")
+        return {"name": self.name, "level": self.level, "notes": notes}
+
+    def body(self, existing):
+        properties = {"level": self.after(existing)["level"]}
+        notes = self.after(existing)["notes"]
+        if notes is not None:
+            properties["notes"] = notes
+        return {"properties": properties}
+
+    def summary(self):
+        return {"name": self.name, "level": self.level, "state": self.state}
+
+
+# -- decide --------------------------------------------------------------------------------------
+
+def own_lock(protection, member_id, name):
+    """The lock called ``name`` on the member itself (not an inherited one), or None."""
+    for lock in protection["locks"]:
+        if not lock["inherited"] and (lock["name"] or "").lower() == name.lower():
+            return lock
+    return None
+
+
+def plan(members, protections, wanted):
+    entries = []
+    for member in members:
+        protection = protections.get(member["id"].lower()) or protection_summary([])
+        existing = own_lock(protection, member["id"], wanted.name)
+        before = _public(existing)
+        entry = {"name": member["name"], "id": member["id"], "changed": wanted.differs(existing),
+                 "status": "act" if wanted.differs(existing) else "unchanged", "before": before,
+                 "lock": wanted.after(existing) if wanted.differs(existing) else before}
+        entry["protection"] = predicted_protection(protection, member["id"], existing, entry["lock"])
+        entries.append((entry, member, existing))
+    return entries
+
+
+def predicted_protection(protection, member_id, existing, lock_after):
+    """The member's protection once its named lock is as ``lock_after`` (None: removed)."""
+    locks = [lock for lock in protection["locks"] if lock is not existing]
+    if lock_after is not None:
+        lock_id = (existing or {}).get("id") or member_id + LOCK_PROVIDER + lock_after["name"]
+        locks.append(dict(lock_after, id=lock_id, scope=member_id, inherited=False))
+    return protection_summary(locks)
+
+
+def _public(lock):
+    return None if lock is None else {"name": lock["name"], "level": lock["level"], "notes": lock["notes"]}
+
+
+# -- act -----------------------------------------------------------------------------------------
+
+def apply_locks(module, todo, wanted):
+    client = module.clients.locks()
+
+    def write(item):
+        entry, member, existing = item
+        if wanted.state == "absent":
+            with lock_errors("Failed to remove lock %s from VM %s" % (wanted.name, member["name"])):
+                client.management_locks.delete_by_scope(member["id"], existing["name"])
+            return None
+        with lock_errors("Failed to lock VM %s" % member["name"]):
+            return as_rest_dict(client.management_locks.create_or_update_by_scope(
+                member["id"], wanted.name, wanted.body(existing)))
+
+    return module.fan_out(write, todo)
+
+
+# -- the task ------------------------------------------------------------------------------------
+
+def run(module):
+    params = module.params
+    wanted = WantedLock(params)
+    selection = module.selector().select(SelectionCriteria.from_params(params))
+    members = sorted(selection.members, key=lambda member: (member["name"] or "").lower())
+    protections = LockReader(module.clients, module.subscription_id).protection_by_member(members)
+    planned = plan(members, protections, wanted)
+    todo = [item for item in planned if item[0]["status"] == "act"]
+    if module.check_mode:
+        for entry, _member, _existing in todo:
+            entry["status"] = "would_change"
+    elif todo:
+        for outcome in apply_locks(module, todo, wanted):
+            entry = outcome.item[0]
+            if outcome.ok:
+                entry["status"] = "changed"
+            else:
+                error = outcome.error.to_dict() if hasattr(outcome.error, "to_dict") else {"msg": str(outcome.error)}
+                entry.update(status="failed", changed=False, lock=entry["before"],
+                             protection=protections.get(entry["id"].lower()),
+                             error={key: error[key] for key in ("msg", "code", "status", "request_id")
+                                    if error.get(key) is not None})
+    return report(module, [entry for entry, _member, _existing in planned], wanted)
+
+
+def report(module, entries, wanted):
+    counts = {"selected": len(entries), "changed": 0, "unchanged": 0, "failed": 0}
+    for entry in entries:
+        counts["failed" if entry["status"] == "failed" else "changed" if entry["changed"] else "unchanged"] += 1
+    result = {"changed": counts["changed"] > 0, "instances": entries, "counts": counts, "lock": wanted.summary(),
+              "elapsed_seconds": round(module.deadline.elapsed(), 3)}
+    if module._diff:
+        acted = [entry for entry in entries if entry["changed"]]
+        result["diff"] = {"before": {"locks": {entry["name"]: entry["before"] for entry in acted}},
+                          "after": {"locks": {entry["name"]: entry["lock"] for entry in acted}}}
+    for entry in entries:
+        entry.pop("before")
+    if counts["failed"]:
+        failures = ["%s: %s" % (entry["name"], entry["error"].get("msg")) for entry in entries
+                    if entry["status"] == "failed"]
+        msg = "%d of %d member(s) failed: %s" % (counts["failed"], counts["selected"], "; ".join(failures))
+        module.fail_json(msg=msg, **result)
+    return result
+
+
+def main():
+    module = AzureFlexModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE + [("protection", "level")],
+        required_one_of=SELECTION_REQUIRED_ONE_OF,
+        required_together=SELECTION_REQUIRED_TOGETHER,
+    )
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()
