@@ -52,6 +52,7 @@ ALL_INSTANCES = "all"
 
 CODE_UNIFORM_SCALE_SET = "AzureFlexUniformScaleSet"
 CODE_NOT_A_MEMBER = "AzureFlexNotAScaleSetMember"
+CODE_GRAPH_TRUNCATED = "AzureFlexResourceGraphTruncated"
 
 UNIFORM_ALTERNATIVE = "azure.azcollection.azure_rm_virtualmachinescalesetinstance"
 
@@ -446,8 +447,51 @@ def member_query(scale_set_id):
     ])
 
 
+# Scale set ids per member query: keeps the KQL text well under Resource Graph's query size limit.
+SCALE_SETS_PER_MEMBER_QUERY = 50
+
+
+def member_query_for_scale_sets(scale_set_ids):
+    """Return the Resource Graph query listing the members of several scale sets at once.
+
+    Rows carry the columns of ``member_query()`` (so ``member_from_graph_row`` reads them) plus
+    ``scaleSetId`` (lower-cased), ``computerName`` and ``osType``; they are ordered by ``id``, which
+    ``$skipToken`` paging needs. Give at most ``SCALE_SETS_PER_MEMBER_QUERY`` ids per query.
+    """
+    refs = [ScaleSetRef.parse(scale_set_id) for scale_set_id in scale_set_ids]
+    if not refs:
+        raise InvalidInputError("member_query_for_scale_sets needs at least one scale set id")
+    if len(refs) > SCALE_SETS_PER_MEMBER_QUERY:
+        raise InvalidInputError("member_query_for_scale_sets takes at most %d scale set ids, got %d"
+                                % (SCALE_SETS_PER_MEMBER_QUERY, len(refs)))
+    return "\n".join([
+        "Resources",
+        "| where type =~ 'microsoft.compute/virtualmachines'",
+        "| extend scaleSetId = tolower(tostring(properties.virtualMachineScaleSet.id))",
+        "| where scaleSetId in (%s)" % ", ".join(kql_quote(ref.id.lower()) for ref in refs),
+        "| project id, name, resourceGroup, subscriptionId, location, zones, tags, scaleSetId,",
+        "    platformFaultDomain = properties.platformFaultDomain,",
+        "    powerState = properties.extended.instanceView.powerState.code,",
+        "    provisioningState = properties.provisioningState,",
+        "    vmSize = properties.hardwareProfile.vmSize,",
+        "    priority = properties.priority,",
+        "    diffDiskSettings = properties.storageProfile.osDisk.diffDiskSettings,",
+        "    networkInterfaces = properties.networkProfile.networkInterfaces,",
+        "    computerName = coalesce(tostring(properties.osProfile.computerName),",
+        "        tostring(properties.extended.instanceView.computerName)),",
+        "    osType = tostring(properties.storageProfile.osDisk.osType)",
+        "| order by id asc",
+    ])
+
+
 def query_resource_graph(graph_client, subscription_id, query):
-    """Run a Resource Graph query over one subscription and return all rows, following ``$skipToken``."""
+    """Run a Resource Graph query and return all rows, following ``$skipToken``.
+
+    ``subscription_id`` is one subscription, or a list of them (one query spans them all). A page that
+    says its result was truncated without giving a continuation token raises ``AzureFlexError``
+    rather than returning part of the rows as if they were all.
+    """
+    subscriptions = list(subscription_id) if isinstance(subscription_id, (list, tuple)) else [subscription_id]
     try:
         from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions  # pylint: disable=import-outside-toplevel
     except ImportError as exc:
@@ -458,10 +502,13 @@ def query_resource_graph(graph_client, subscription_id, query):
     for _page in range(RESOURCE_GRAPH_MAX_PAGES):
         # result_format is explicit: the service default is "table", and some SDK versions send none.
         options = QueryRequestOptions(top=RESOURCE_GRAPH_PAGE_SIZE, skip_token=skip_token, result_format="objectArray")
-        response = graph_client.resources(QueryRequest(subscriptions=[subscription_id], query=query, options=options))
+        response = graph_client.resources(QueryRequest(subscriptions=subscriptions, query=query, options=options))
         rows.extend(_graph_rows(response.data))
         next_token = getattr(response, "skip_token", None)
         if not next_token:
+            if (_text(getattr(response, "result_truncated", None)) or "").lower() == "true":
+                raise AzureFlexError("Resource Graph truncated the result of the query (%d rows read) and gave no"
+                                     " continuation token" % len(rows), code=CODE_GRAPH_TRUNCATED)
             return rows
         if next_token == skip_token:
             raise AzureFlexError("Resource Graph returned the same continuation token twice; stopping")

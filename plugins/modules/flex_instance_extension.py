@@ -1,0 +1,503 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the azure_flex.vmss collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: flex_instance_extension
+short_description: Install, update or remove a VM extension on members of a Flexible scale set
+version_added: 0.1.0
+description:
+  - Ensures that one VM extension is present with the given handler, version and settings, or absent, on one,
+    several or all member VMs of an Azure Virtual Machine Scale Set in Flexible orchestration mode, concurrently,
+    in one task.
+  - Flexible scale sets have no scale-set VM extension API, so each member's extension is managed through the
+    single-VM extension API.
+  - Each member's extension is read first; a member whose extension already has the requested publisher, type,
+    version, settings (and O(auto_upgrade_minor_version) and O(force_update_tag), when given) is left alone.
+    An existing extension is updated with a PATCH, which changes only the fields that differ and keeps
+    protected settings given earlier.
+  - Azure never returns protected settings, so they cannot be compared. To apply new O(protected_settings) to
+    members that already have the extension, change O(force_update_tag) (for example to a date or a version);
+    members whose extension has another tag are updated, and a rerun with the same tag changes nothing.
+  - Azure accepts extension changes only on running VMs. A member that is not running and needs a change is
+    still attempted, and Azure's refusal (C(OperationNotAllowed)) is reported for that member.
+author:
+  - azure_flex.vmss maintainers (@azure-flex)
+options:
+  name:
+    description:
+      - Name of the extension resource on each VM (for example V(HealthExtension)).
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates or updates the extension; V(absent) removes it.
+    type: str
+    default: present
+    choices: [present, absent]
+  publisher:
+    description:
+      - Publisher of the extension handler, such as V(Microsoft.ManagedServices). Required with O(state=present).
+    type: str
+  type:
+    description:
+      - Type of the extension handler, such as V(ApplicationHealthLinux). Required with O(state=present).
+      - Azure does not allow changing the type of an existing extension; remove it first.
+    type: str
+  type_handler_version:
+    description:
+      - Version of the handler, such as V(2.0). Required with O(state=present).
+    type: str
+  settings:
+    description:
+      - Public settings of the extension. Compared with the settings Azure reports; when not given, the
+        extension's settings are not managed.
+    type: dict
+  protected_settings:
+    description:
+      - Settings Azure stores encrypted and never returns (secrets). Sent on every create and update, but
+        never compared; see O(force_update_tag).
+    type: dict
+  auto_upgrade_minor_version:
+    description:
+      - Let Azure use newer minor versions of the handler when the VM is redeployed. Not managed when not given.
+    type: bool
+  force_update_tag:
+    description:
+      - Any string; when it differs from the tag of a member's extension, the extension is updated (and re-run
+        with the O(protected_settings) given), even if nothing else changed.
+    type: str
+  instances:
+    description:
+      - Names of the member VMs, or V(all). Required, so that changing every member is always explicit.
+    required: true
+extends_documentation_fragment:
+  - azure_flex.vmss.azure_auth
+  - azure_flex.vmss.selection
+  - azure_flex.vmss.wait
+  - azure_flex.vmss.attributes
+  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reads each member's extension, predicts the outcome, and makes no write call.
+  diff_mode:
+    support: full
+    details:
+      - The diff shows each changed member's extension before and after (null when absent), without protected
+        settings.
+  idempotent:
+    support: full
+    details:
+      - Protected settings are not compared; change O(force_update_tag) to apply new ones.
+seealso:
+  - module: azure_flex.vmss.flex_instance_extension_info
+  - module: azure_flex.vmss.flex_instance_action
+notes:
+  - With O(wait=false) the changes are only started; members then show as C(started) with no C(after).
+"""
+
+EXAMPLES = r"""
+- name: Install the Application Health extension on every member before a rolling restart
+  azure_flex.vmss.flex_instance_extension:
+    resource_group: web-rg
+    scale_set: web
+    instances: all
+    name: HealthExtension
+    publisher: Microsoft.ManagedServices
+    type: ApplicationHealthLinux
+    type_handler_version: "2.0"
+    auto_upgrade_minor_version: true
+    settings:
+      protocol: http
+      port: 80
+      requestPath: /health
+      intervalInSeconds: 5
+      numberOfProbes: 1
+
+- name: Wait until every member reports healthy (application health is what a rolling restart gates on)
+  azure_flex.vmss.flex_list_instances:
+    resource_group: web-rg
+    scale_set: web
+    member_source: compute
+    include_network: false
+  register: web_health
+  until: web_health.instances | rejectattr('health', 'equalto', 'healthy') | list | length == 0
+  retries: 30
+  delay: 10
+
+# Then restart the members in batches, each batch waiting for health, with the collection's rolling_restart
+# role, or batch by batch with azure_flex.vmss.flex_instance_action (action=restart, fault_domains=[0], ...).
+
+- name: Rotate a secret held in protected settings (a new tag makes every member take it)
+  azure_flex.vmss.flex_instance_extension:
+    resource_group: web-rg
+    scale_set: web
+    instances: all
+    name: CustomScript
+    publisher: Microsoft.Azure.Extensions
+    type: CustomScript
+    type_handler_version: "2.1"
+    protected_settings:
+      commandToExecute: "/opt/app/configure --token {{ app_token }}"
+    force_update_tag: "token-2024-06"
+
+- name: Remove the extension from two members
+  azure_flex.vmss.flex_instance_extension:
+    resource_group: web-rg
+    scale_set: web
+    instances: [web_1a2b3c4d, web_5e6f7a8b]
+    name: CustomScript
+    state: absent
+"""
+
+RETURN = r"""
+instances:
+  description: One entry per selected member, in name order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: VM name (the instance ID in a Flexible scale set).
+      type: str
+      sample: web_1a2b3c4d
+    id:
+      description: Resource ID of the VM.
+      type: str
+    power_state:
+      description: Power state of the member when it was selected (C(running), C(deallocated), ...).
+      type: str
+      sample: running
+    operation:
+      description: C(create), C(update), C(delete), or C(none) when nothing needs to change.
+      type: str
+      sample: create
+    differences:
+      description: For C(update), the options whose values differ from the member's extension.
+      type: list
+      elements: str
+      sample: [settings]
+    status:
+      description:
+        - C(changed) (done), C(started) (not waited for), C(would_change) (check mode), C(skipped) (nothing to
+          do, see RV(instances[].reason)) or C(failed) (see RV(instances[].error)).
+      type: str
+      sample: changed
+    changed:
+      description: Whether the extension was (or would be, in check mode) changed on this member.
+      type: bool
+    reason:
+      description: Why a member was skipped.
+      type: str
+      sample: already present with the requested settings
+    before:
+      description: The member's extension before the task (null when absent).
+      type: dict
+      contains:
+        name:
+          description: Name of the extension resource.
+          type: str
+        id:
+          description: Resource ID of the extension.
+          type: str
+        publisher:
+          description: Handler publisher.
+          type: str
+        type:
+          description: Handler type.
+          type: str
+        type_handler_version:
+          description: Handler version.
+          type: str
+        auto_upgrade_minor_version:
+          description: Whether minor versions are upgraded automatically.
+          type: bool
+        enable_automatic_upgrade:
+          description: Whether Azure upgrades the extension automatically when a new version is published.
+          type: bool
+        force_update_tag:
+          description: The force update tag.
+          type: str
+        settings:
+          description: Public settings.
+          type: dict
+        provisioning_state:
+          description: Provisioning state, such as C(Succeeded).
+          type: str
+    after:
+      description:
+        - The member's extension after the task, as Azure reported it (predicted in check mode); null when absent,
+          or when not waited for. Same keys as RV(instances[].before).
+      type: dict
+    error:
+      description: For a failed member, the Azure error.
+      type: dict
+      returned: when the member failed
+      contains:
+        msg:
+          description: Message.
+          type: str
+        code:
+          description: ARM error code, such as C(OperationNotAllowed) for a member that is not running.
+          type: str
+        status:
+          description: HTTP status, when the failure was an HTTP error.
+          type: int
+        request_id:
+          description: The C(x-ms-request-id) of the failing response, for Azure support.
+          type: str
+counts:
+  description: How many members were selected, changed, skipped and failed.
+  returned: always
+  type: dict
+  sample: {"selected": 12, "changed": 12, "skipped": 0, "failed": 0}
+scale_set:
+  description: The scale set.
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: Resource ID.
+      type: str
+    name:
+      description: Name.
+      type: str
+    resource_group:
+      description: Resource group.
+      type: str
+elapsed_seconds:
+  description: Wall-clock time the task took.
+  returned: always
+  type: float
+retries:
+  description: Retries made on throttling (429) and transient errors during the task.
+  returned: always
+  type: dict
+  sample: {"retries": 0, "throttled_responses": 0}
+"""
+
+from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
+from ansible_collections.azure_flex.vmss.plugins.module_utils._extensions import (
+    create_body,
+    differences,
+    extension_from_rest,
+    read_extension,
+    update_body,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
+from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
+    SELECTION_MUTUALLY_EXCLUSIVE,
+    SELECTION_REQUIRED_ONE_OF,
+    SELECTION_REQUIRED_TOGETHER,
+    SelectionCriteria,
+    selection_argument_spec,
+    validate_vm_name,
+)
+
+DESIRED_OPTIONS = ("publisher", "type", "type_handler_version", "settings", "protected_settings",
+                   "auto_upgrade_minor_version", "force_update_tag")
+
+
+def argument_spec():
+    spec = selection_argument_spec(instances_required=True)
+    spec.update(WAIT_ARGUMENT_SPEC)
+    spec.update(
+        name=dict(type="str", required=True),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        publisher=dict(type="str"),
+        type=dict(type="str"),
+        type_handler_version=dict(type="str"),
+        settings=dict(type="dict"),
+        protected_settings=dict(type="dict", no_log=True),
+        auto_upgrade_minor_version=dict(type="bool"),
+        force_update_tag=dict(type="str"),
+    )
+    return spec
+
+
+# -- decide --------------------------------------------------------------------------------------
+
+def plan_member(member, current, state, desired):
+    """The result entry for one member (``current``: ``extension_from_rest`` dict or None), before acting."""
+    entry = {"name": member["name"], "id": member["id"], "power_state": member["power_state"],
+             "before": current, "after": current, "differences": [], "changed": False, "status": "skipped",
+             "operation": "none"}
+    if state == "absent":
+        if current is None:
+            entry["reason"] = "already absent"
+        else:
+            entry.update(operation="delete", after=None)
+    elif current is None:
+        entry.update(operation="create", after=predicted(None, desired))
+    else:
+        changed = differences(current, desired)
+        if changed:
+            entry.update(operation="update", differences=changed, after=predicted(current, desired))
+        else:
+            entry["reason"] = "already present with the requested settings"
+    if entry["operation"] != "none":
+        entry.update(changed=True, status="act")
+    return entry
+
+
+def predicted(current, desired):
+    """The extension as it should look once created or updated (for check mode and diff)."""
+    after = dict(current or {"name": desired["name"], "id": None, "publisher": None, "type": None,
+                             "type_handler_version": None, "auto_upgrade_minor_version": None,
+                             "enable_automatic_upgrade": None, "force_update_tag": None, "settings": {}})
+    for option in DESIRED_OPTIONS:
+        if option != "protected_settings" and desired.get(option) is not None:
+            after[option] = desired[option]
+    after["provisioning_state"] = "Succeeded"
+    after.pop("statuses", None)
+    after.pop("substatuses", None)
+    return after
+
+
+# -- read, act -----------------------------------------------------------------------------------
+
+def read_current(module, members, extension_name):
+    """Per member: ``(member, current extension or None)``, or the member's read error."""
+    compute = module.clients.compute()
+
+    def read(member):
+        raw = read_extension(compute, member["resource_group"], member["name"], extension_name)
+        return None if raw is None else extension_from_rest(raw)
+
+    return module.fan_out(read, members)
+
+
+def act(module, pairs, desired):
+    """Create, update or delete on each member concurrently; per member ``(finished, after)`` or an error."""
+    compute = module.clients.compute()
+    extensions = compute.virtual_machine_extensions
+    name = desired["name"]
+
+    def change(pair):
+        entry, member = pair
+        rg, vm = member["resource_group"], member["name"]
+        operation = entry["operation"]
+
+        def begin():
+            if operation == "create":
+                return extensions.begin_create_or_update(rg, vm, name, create_body(desired, member["location"]))
+            if operation == "update":
+                return extensions.begin_update(rg, vm, name, update_body(desired, entry["differences"]))
+            return extensions.begin_delete(rg, vm, name)
+
+        finished, result = module.run_operation(begin, "%s extension %s on VM %s" % (operation, name, vm))
+        if not finished or operation == "delete":
+            return finished, None
+        return finished, extension_from_rest(as_rest_dict(result)) if result is not None else None
+
+    return module.fan_out(change, pairs)
+
+
+# -- the task ------------------------------------------------------------------------------------
+
+def desired_from(params):
+    desired = {option: params.get(option) for option in DESIRED_OPTIONS}
+    desired["name"] = validate_vm_name(params["name"], what="Extension name")
+    return desired
+
+
+def run(module):
+    params = module.params
+    desired = desired_from(params)
+    criteria = SelectionCriteria.from_params(params)
+    selection = module.selector().select(criteria)
+    members = sorted(selection.members, key=lambda member: (member["name"] or "").lower())
+
+    planned = []
+    for outcome in read_current(module, members, desired["name"]):
+        member = outcome.item
+        if outcome.ok:
+            planned.append((plan_member(member, outcome.result, params["state"], desired), member))
+        else:
+            entry = {"name": member["name"], "id": member["id"], "power_state": member["power_state"],
+                     "before": None, "after": None, "differences": [], "changed": False, "operation": "none"}
+            entry.update(status="failed", error=_error_dict(outcome.error))
+            planned.append((entry, member))
+    todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
+
+    if module.check_mode:
+        for entry, _member in todo:
+            entry["status"] = "would_change"
+    elif todo:
+        for outcome in act(module, todo, desired):
+            entry = outcome.item[0]
+            if not outcome.ok:
+                entry.update(status="failed", changed=False, after=entry["before"], error=_error_dict(outcome.error))
+                continue
+            finished, after = outcome.result
+            entry["status"] = "changed" if finished else "started"
+            entry["after"] = after if finished else None
+    return report(module, selection.scale_set, [entry for entry, _member in planned], desired["name"])
+
+
+def _error_dict(error):
+    details = error.to_dict() if hasattr(error, "to_dict") else {"msg": str(error)}
+    return {key: details.get(key) for key in ("msg", "code", "status", "request_id") if details.get(key) is not None}
+
+
+def report(module, scale_set, entries, extension_name):
+    counts = {"selected": len(entries), "changed": 0, "skipped": 0, "failed": 0}
+    for entry in entries:
+        if entry["status"] == "failed":
+            counts["failed"] += 1
+        elif entry["changed"]:
+            counts["changed"] += 1
+        else:
+            counts["skipped"] += 1
+    result = {
+        "changed": counts["changed"] > 0,
+        "instances": entries,
+        "counts": counts,
+        "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
+        "elapsed_seconds": round(module.deadline.elapsed(), 3),
+        "retries": module.retry_summary(),
+    }
+    if module._diff:
+        touched = [entry for entry in entries if entry["changed"] or entry["status"] == "failed"]
+        result["diff"] = {"before": {"extensions": {e["name"]: e["before"] for e in touched}},
+                          "after": {"extensions": {e["name"]: e["after"] for e in touched}}}
+    if counts["failed"]:
+        failures = ["%s: %s" % (e["name"], e["error"].get("code") or e["error"].get("msg")) for e in entries
+                    if e["status"] == "failed"]
+        raise MemberFailures("%d of %d member(s) failed (extension %s): %s" % (
+            counts["failed"], counts["selected"], extension_name, "; ".join(failures)), result)
+    return result
+
+
+class MemberFailures(Exception):
+    """Some members failed: the task fails, and still returns every member's result."""
+
+    def __init__(self, msg, result):
+        super().__init__(msg)
+        self.msg = msg
+        self.result = result
+
+
+def main():
+    module = AzureFlexModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE,
+        required_one_of=SELECTION_REQUIRED_ONE_OF,
+        required_together=SELECTION_REQUIRED_TOGETHER,
+        required_if=[("state", "present", ("publisher", "type", "type_handler_version"))],
+    )
+    try:
+        module.run(run)
+    except MemberFailures as failures:
+        module.fail_json(msg=failures.msg, **failures.result)
+
+
+if __name__ == "__main__":
+    main()
