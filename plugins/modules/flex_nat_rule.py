@@ -1,0 +1,861 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the azure_flex.vmss collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: flex_nat_rule
+short_description: Inbound NAT rules of a load balancer for members of a Flexible scale set
+version_added: 0.1.0
+description:
+  - Manages load balancer inbound NAT rules for the member VMs of an Azure Virtual Machine Scale Set in Flexible
+    orchestration mode, which has no NAT pools. Three kinds of request, chosen by the options given.
+  - B(One V1 rule for one instance) (O(frontend_port)). The rule O(name) forwards O(frontend_port) to
+    O(backend_port) of the one member named in O(instances); the module binds it to that member's NIC (the
+    primary IP configuration lists the rule in C(loadBalancerInboundNatRules)).
+  - B(One V1 rule per instance), the replacement for a Uniform scale set's NAT pool (O(frontend_port_start)).
+    Every selected member gets its own rule named C(<name>-<vm name>), bound to its NIC, on a frontend port from
+    O(frontend_port_start) to O(frontend_port_end). The rule name records which member a rule belongs to, so a
+    member keeps its port across runs; new members get the lowest free port, skipping ports used on the frontend
+    by any other rule. O(purge) removes the rules of members no longer selected (for example deleted VMs).
+  - B(One V2 rule) over a backend pool (O(frontend_port_range_start) and O(frontend_port_range_end)). Azure gives
+    every member of O(backend_pool) its own port from the range; O(add_to_pool) first adds the selected members'
+    NICs to the pool. The ports are read with the load balancer's C(queryInboundNatRulePortMapping) API.
+  - Every selected member is reported with its public endpoint C(ip:port) (the frontend's public IP address, or its
+    private one for an internal load balancer), ready for an SSH configuration or an inventory.
+  - Mixed V1 and V2 options, ports out of range, a frontend port already used by another rule (overlapping ranges
+    included), an exhausted port range, an ambiguous frontend or pool, and a V2 rule on a Basic load balancer are
+    refused before anything is changed.
+  - A load balancer takes one change at a time. Every write that changes it (NAT rule, NIC binding, pool
+    membership) is made one after another, and a write refused with C(AnotherOperationInProgress) because
+    something else is changing the load balancer is sent again after a backoff, within O(timeout).
+author:
+  - azure_flex.vmss maintainers (@azure-flex)
+options:
+  state:
+    description:
+      - V(present) creates or updates the rules (and bindings); V(absent) deletes them.
+      - With O(frontend_port_start), V(absent) deletes the rules of the selected members.
+      - Otherwise V(absent) deletes the rule O(name) (a V1 rule's NIC binding goes with it).
+    type: str
+    choices: [present, absent]
+    default: present
+  load_balancer:
+    description:
+      - Name of the load balancer, in O(load_balancer_resource_group), or its resource ID.
+    type: str
+    required: true
+  load_balancer_resource_group:
+    description:
+      - Resource group of the load balancer when O(load_balancer) is a name.
+      - Defaults to the resource group of the scale set.
+    type: str
+  frontend_ip_configuration:
+    description:
+      - Name of the load balancer's frontend IP configuration the rules listen on.
+      - Defaults to the only one; a load balancer with several needs this option.
+    type: str
+  name:
+    description:
+      - Name of the rule. With O(frontend_port_start), the prefix of the per-instance rule names
+        (C(<name>-<vm name>)).
+    type: str
+    required: true
+  frontend_port:
+    description:
+      - One V1 rule for the one instance named in O(instances), on this frontend port (1-65534).
+      - Cannot be combined with the per-instance or V2 options.
+    type: int
+  frontend_port_start:
+    description:
+      - One V1 rule per selected instance; the first frontend port to hand out (1-65534).
+      - Cannot be combined with O(frontend_port) or the V2 options.
+    type: int
+  frontend_port_end:
+    description:
+      - With O(frontend_port_start), the last frontend port to hand out. Defaults to 65534.
+    type: int
+  purge:
+    description:
+      - With O(frontend_port_start), also delete the rules named C(<name>-<vm name>) (on the same frontend, with a
+        port in the range) whose VM is not selected, for example because it was deleted or filtered out.
+    type: bool
+    default: false
+  frontend_port_range_start:
+    description:
+      - One V2 rule over O(backend_pool); the first port of its frontend port range (1-65534).
+      - Cannot be combined with the V1 options.
+    type: int
+  frontend_port_range_end:
+    description:
+      - The last port of the V2 rule's frontend port range. The range needs one port per pool member.
+    type: int
+  backend_pool:
+    description:
+      - Name of the backend pool of the V2 rule. Defaults to the load balancer's only pool.
+    type: str
+  add_to_pool:
+    description:
+      - With a V2 rule, first add the NICs of the selected members to O(backend_pool) (those not in it yet).
+    type: bool
+    default: false
+  backend_port:
+    description:
+      - The port on the VMs the rule forwards to (1-65535). Required with O(state=present).
+    type: int
+  protocol:
+    description:
+      - Transport protocol of the rule.
+    type: str
+    choices: [Tcp, Udp, All]
+    default: Tcp
+  idle_timeout:
+    description:
+      - TCP idle timeout in minutes (4-30).
+    type: int
+    default: 4
+  enable_floating_ip:
+    description:
+      - Enable floating IP (direct server return).
+    type: bool
+    default: false
+  enable_tcp_reset:
+    description:
+      - Send a TCP reset when an idle connection times out.
+    type: bool
+    default: false
+  instances:
+    description:
+      - Names of the member VMs, or the single word V(all) for every member (then narrowed by the filters).
+      - Required for a V1 rule (exactly one instance with O(frontend_port)), for one rule per instance, and with
+        O(add_to_pool). With a V2 rule, the port mappings of these members are reported.
+    type: list
+    elements: str
+extends_documentation_fragment:
+  - azure_flex.vmss.azure_auth
+  - azure_flex.vmss.selection
+  - azure_flex.vmss.wait
+  - azure_flex.vmss.attributes
+  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reads the scale set, the members and the load balancer, plans every rule (including the ports new members
+        would get), and makes no write call.
+      - For a V2 rule, reports the port mappings as they are now.
+  diff_mode:
+    support: full
+    details:
+      - The diff shows every rule created, changed or deleted (ports, protocol, bound instance), and the members
+        joining the backend pool.
+  idempotent:
+    support: full
+    details:
+      - A rule is written only when it differs from the options, and a NIC only when its binding is missing.
+seealso:
+  - module: azure_flex.vmss.flex_list_instances
+  - module: azure_flex.vmss.flex_instance_action
+notes:
+  - V1 rules are what replaces NAT pools for Flexible scale sets. Microsoft recommends V2 rules for Standard load
+    balancers; V2 ports are assigned by Azure in pool order and a member's port is not guaranteed to stay the same
+    when the pool changes.
+  - With O(wait=false) the writes are still made one after another (a load balancer takes one change at a time);
+    only the last one is not waited for.
+  - Purging with filters (O(power_states), O(zones), O(fault_domains), O(tags)) deletes the rules of the members
+    the filters leave out.
+"""
+
+EXAMPLES = r"""
+- name: SSH to every member through the load balancer, one port each from 50000 (replaces a NAT pool)
+  azure_flex.vmss.flex_nat_rule:
+    resource_group: web-rg
+    scale_set: web
+    load_balancer: web-lb
+    name: ssh
+    instances: all
+    frontend_port_start: 50000
+    frontend_port_end: 50999
+    backend_port: 22
+    purge: true  # drop the rules of members that are gone
+  register: ssh
+
+- name: Write an SSH config from the endpoints
+  ansible.builtin.copy:
+    dest: ~/.ssh/config.d/web
+    content: |
+      {% for vm, endpoint in ssh.endpoints.items() %}
+      Host {{ vm }}
+        HostName {{ endpoint.split(':')[0] }}
+        Port {{ endpoint.split(':')[1] }}
+      {% endfor %}
+
+- name: One RDP rule for one member
+  azure_flex.vmss.flex_nat_rule:
+    resource_group: web-rg
+    scale_set: web
+    load_balancer: web-lb
+    name: rdp-admin
+    instances: [web_1a2b3c4d]
+    frontend_port: 33890
+    backend_port: 3389
+
+- name: A V2 rule over the backend pool, adding the members' NICs to it
+  azure_flex.vmss.flex_nat_rule:
+    resource_group: web-rg
+    scale_set: web
+    load_balancer: web-lb
+    backend_pool: web-pool
+    add_to_pool: true
+    name: ssh-v2
+    instances: all
+    frontend_port_range_start: 60000
+    frontend_port_range_end: 60099
+    backend_port: 22
+
+- name: Remove the per-member rules
+  azure_flex.vmss.flex_nat_rule:
+    resource_group: web-rg
+    scale_set: web
+    load_balancer: web-lb
+    name: ssh
+    instances: all
+    frontend_port_start: 50000
+    frontend_port_end: 50999
+    purge: true
+    state: absent
+"""
+
+RETURN = r"""
+instances:
+  description: One entry per selected member, in name order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: VM name.
+      type: str
+      sample: web_1a2b3c4d
+    id:
+      description: Resource ID of the VM.
+      type: str
+    rule:
+      description: Name of the member's NAT rule.
+      type: str
+      sample: ssh-web_1a2b3c4d
+    frontend_port:
+      description: The member's frontend port (predicted in check mode); null when it has none.
+      type: int
+      sample: 50000
+    backend_port:
+      description: The port on the VM.
+      type: int
+      sample: 22
+    endpoint:
+      description: C(ip:port) to reach the member's backend port; null when it has no port.
+      type: str
+      sample: 20.0.0.10:50000
+    status:
+      description: C(changed), C(would_change) (check mode), C(unchanged) or C(failed).
+      type: str
+      sample: changed
+    changed:
+      description: Whether something was (or would be, in check mode) changed for this member.
+      type: bool
+    actions:
+      description:
+        - What was done for the member, in order, among C(create_rule), C(update_rule), C(delete_rule),
+          C(unbind_other_nic), C(bind_nic) and C(join_pool).
+      type: list
+      elements: str
+      sample: [create_rule, bind_nic]
+    error:
+      description: For a failed member, the Azure error.
+      type: dict
+      returned: when the member failed
+      contains:
+        msg:
+          description: Message.
+          type: str
+        code:
+          description: ARM error code.
+          type: str
+        status:
+          description: HTTP status, when the failure was an HTTP error.
+          type: int
+        request_id:
+          description: The C(x-ms-request-id) of the failing response.
+          type: str
+endpoints:
+  description: The endpoint C(ip:port) of every selected member that has one, by VM name.
+  returned: always
+  type: dict
+  sample: {"web_1a2b3c4d": "20.0.0.10:50000", "web_5e6f7a8b": "20.0.0.10:50001"}
+rules:
+  description: Every rule the task looked at, with what was done to it.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Rule name.
+      type: str
+    id:
+      description: Resource ID of the rule.
+      type: str
+    action:
+      description: C(create), C(update), C(delete) or C(keep).
+      type: str
+    status:
+      description: C(changed), C(would_change), C(unchanged) or C(failed).
+      type: str
+    protocol:
+      description: Protocol.
+      type: str
+    frontend_port:
+      description: Frontend port of a V1 rule.
+      type: int
+      returned: for V1 rules
+    instance:
+      description: The member a V1 rule is bound to.
+      type: str
+      returned: for V1 rules
+    frontend_port_range_start:
+      description: First frontend port of a V2 rule.
+      type: int
+      returned: for V2 rules
+    frontend_port_range_end:
+      description: Last frontend port of a V2 rule.
+      type: int
+      returned: for V2 rules
+    backend_pool:
+      description: Backend pool of a V2 rule.
+      type: str
+      returned: for V2 rules
+    backend_port:
+      description: Backend port.
+      type: int
+    idle_timeout:
+      description: Idle timeout in minutes.
+      type: int
+    enable_floating_ip:
+      description: Floating IP.
+      type: bool
+    enable_tcp_reset:
+      description: TCP reset.
+      type: bool
+counts:
+  description: How many members were selected, changed, unchanged and failed, and how many rules were deleted.
+  returned: always
+  type: dict
+  sample: {"selected": 12, "changed": 12, "unchanged": 0, "failed": 0, "rules_deleted": 0}
+load_balancer:
+  description: The load balancer and frontend used.
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: Resource ID.
+      type: str
+    name:
+      description: Name.
+      type: str
+    resource_group:
+      description: Resource group.
+      type: str
+    sku:
+      description: SKU (C(Standard) or C(Basic)).
+      type: str
+    frontend_ip_configuration:
+      description: Name of the frontend IP configuration.
+      type: str
+    address:
+      description: The frontend's IP address (public, or private for an internal load balancer).
+      type: str
+scale_set:
+  description: The scale set.
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: Resource ID.
+      type: str
+    name:
+      description: Name.
+      type: str
+    resource_group:
+      description: Resource group.
+      type: str
+elapsed_seconds:
+  description: Wall-clock time the task took.
+  returned: always
+  type: float
+retries:
+  description:
+    - Retries made during the task. C(retries) and C(throttled_responses) count throttling (429) and transient
+      errors; C(conflicts) counts writes refused with C(AnotherOperationInProgress) and sent again.
+  returned: always
+  type: dict
+  sample: {"retries": 0, "throttled_responses": 0, "conflicts": 0}
+"""
+
+from ansible_collections.azure_flex.vmss.plugins.module_utils import _nat as nat
+from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
+    AzureFlexError,
+    InvalidInputError,
+    azure_errors,
+    is_not_found,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
+from ansible_collections.azure_flex.vmss.plugins.module_utils._network import LoadBalancerWriter, NetworkId
+from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import run_operation
+from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
+    SELECTION_MUTUALLY_EXCLUSIVE,
+    SELECTION_REQUIRED_ONE_OF,
+    SELECTION_REQUIRED_TOGETHER,
+    SelectionCriteria,
+    selection_argument_spec,
+    validate_resource_group_name,
+)
+
+RULE_IN_USE = "InboundNatRuleInUse"
+
+
+def argument_spec():
+    spec = selection_argument_spec()
+    spec.update(WAIT_ARGUMENT_SPEC)
+    spec.update(
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        load_balancer=dict(type="str", required=True),
+        load_balancer_resource_group=dict(type="str"),
+        frontend_ip_configuration=dict(type="str"),
+        name=dict(type="str", required=True),
+        frontend_port=dict(type="int"),
+        frontend_port_start=dict(type="int"),
+        frontend_port_end=dict(type="int"),
+        purge=dict(type="bool", default=False),
+        frontend_port_range_start=dict(type="int"),
+        frontend_port_range_end=dict(type="int"),
+        backend_pool=dict(type="str"),
+        add_to_pool=dict(type="bool", default=False),
+        backend_port=dict(type="int"),
+        protocol=dict(type="str", default="Tcp", choices=list(nat.PROTOCOLS)),
+        idle_timeout=dict(type="int", default=4),
+        enable_floating_ip=dict(type="bool", default=False),
+        enable_tcp_reset=dict(type="bool", default=False),
+    )
+    return spec
+
+
+# -- read ----------------------------------------------------------------------------------------
+
+def load_balancer_ref(params, subscription_id):
+    """The load balancer's id parts, from an id or from a name and a group.
+
+    Without load_balancer_resource_group the group is None here: the scale set's, filled in once read.
+    """
+    value = params["load_balancer"]
+    if value.startswith("/"):
+        if params.get("load_balancer_resource_group"):
+            raise InvalidInputError("load_balancer_resource_group cannot be combined with a load balancer resource id")
+        ref = NetworkId.parse(value, "loadBalancers")
+        if ref.rest:
+            raise InvalidInputError("load_balancer %r is the id of a part of a load balancer, not of a load balancer"
+                                    % value)
+        if ref.subscription_id.lower() != subscription_id.lower():
+            raise InvalidInputError("load_balancer is in subscription %s but the task authenticates to subscription %s"
+                                    % (ref.subscription_id, subscription_id))
+        return ref
+    group = params.get("load_balancer_resource_group")
+    if group is not None:
+        validate_resource_group_name(group)
+    nat.validate_rule_name(value, "load_balancer")  # load balancers follow the same naming rules as NAT rules
+    return NetworkId(subscription_id, group, "loadBalancers", value)
+
+
+def read_load_balancer(network, ref):
+    try:
+        with azure_errors("Failed to read load balancer %s" % ref.name):
+            return as_rest_dict(network.load_balancers.get(ref.resource_group, ref.name))
+    except AzureFlexError as exc:
+        if is_not_found(exc):
+            raise exc.with_message("Load balancer %s was not found in resource group %s"
+                                   % (ref.name, ref.resource_group)) from exc
+        raise
+
+
+def frontend_address(network, frontend):
+    """The frontend's public IP address, or its private one (internal load balancer)."""
+    props = frontend.get("properties") or {}
+    public_ip_id = (props.get("publicIPAddress") or {}).get("id")
+    if not public_ip_id:
+        return props.get("privateIPAddress")
+    ref = NetworkId.parse(public_ip_id, "publicIPAddresses")
+    with azure_errors("Failed to read public IP address %s" % ref.name):
+        public_ip = as_rest_dict(network.public_ip_addresses.get(ref.resource_group, ref.name))
+    return (public_ip.get("properties") or {}).get("ipAddress")
+
+
+# -- act -----------------------------------------------------------------------------------------
+
+class Writer:
+    """The writes of this task: NAT rules and NICs, each one through the load balancer's ``LoadBalancerWriter``."""
+
+    def __init__(self, module, lb_ref):
+        self.module = module
+        self.network = module.clients.network()
+        self.lb = lb_ref
+        self.lb_id = "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/loadBalancers/%s" % (
+            lb_ref.subscription_id, lb_ref.resource_group, lb_ref.name)
+        self.serial = LoadBalancerWriter(module.deadline, wait=module.wait)
+
+    def put_rule(self, plan):
+        body = {"properties": plan.desired}
+        self.serial.run(self.lb_id, lambda: self.network.inbound_nat_rules.begin_create_or_update(
+            self.lb.resource_group, self.lb.name, plan.rule_name, body),
+            "%s inbound NAT rule %s" % (plan.action, plan.rule_name))
+
+    def delete_rule(self, plan):
+        def begin():
+            return self.network.inbound_nat_rules.begin_delete(self.lb.resource_group, self.lb.name, plan.rule_name)
+
+        description = "delete inbound NAT rule %s" % plan.rule_name
+        try:
+            self.serial.run(self.lb_id, begin, description)
+        except AzureFlexError as exc:
+            bound = (plan.current or {}).get("backend_ipconfig_id")
+            if exc.code != RULE_IN_USE or not bound:
+                raise
+            # Where Azure refuses to delete a rule still bound to a NIC: unbind it, then delete.
+            self.edit_nic(bound.split("/ipConfigurations/")[0], lambda nic: nat.unbind_rule(nic, plan.current["id"]),
+                          "unbind inbound NAT rule %s" % plan.rule_name)
+            self.serial.run(self.lb_id, begin, description)
+
+    def edit_nic(self, nic_id, edit, description):
+        """Read-modify-write of a NIC: ``edit(nic)`` changes the REST dict in place and returns
+        ``(changed, ip configuration id)``; every other field is sent back as read."""
+        ref = NetworkId.parse(nic_id, "networkInterfaces")
+        with azure_errors("Failed to read network interface %s" % ref.name):
+            nic = as_rest_dict(self.network.network_interfaces.get(ref.resource_group, ref.name))
+        changed, ipconfig_id = edit(nic)
+        if changed:
+            self.serial.run(self.lb_id, lambda: self.network.network_interfaces.begin_create_or_update(
+                ref.resource_group, ref.name, nic), "%s on network interface %s" % (description, ref.name))
+        return ipconfig_id
+
+
+def apply_rule(writer, plan, done):
+    """Unbind from another NIC, create or update the rule, bind it to the member's NIC.
+
+    Each step is appended to ``done`` as it completes, so a failure part-way reports what was changed.
+    """
+    if plan.unbind_from:
+        writer.edit_nic(plan.unbind_from.split("/ipConfigurations/")[0],
+                        lambda nic: nat.unbind_rule(nic, plan.current["id"]),
+                        "unbind inbound NAT rule %s" % plan.rule_name)
+        done.append("unbind_other_nic")
+    if plan.action in ("create", "update"):
+        writer.put_rule(plan)
+        done.append("%s_rule" % plan.action)
+    if plan.bind:
+        nic_ids = plan.member.get("network_interface_ids") or []
+        if not nic_ids:
+            raise AzureFlexError("VM %s has no network interface to bind the rule to" % plan.member["name"])
+        rule_id = "%s/inboundNatRules/%s" % (writer.lb_id, plan.rule_name)
+        writer.edit_nic(nic_ids[0], lambda nic: nat.bind_rule(nic, rule_id), "bind inbound NAT rule %s" % plan.rule_name)
+        done.append("bind_nic")
+
+
+def planned_actions(plan):
+    actions = ["unbind_other_nic"] if plan.unbind_from else []
+    if plan.action != "keep":
+        actions.append("%s_rule" % plan.action)
+    if plan.bind:
+        actions.append("bind_nic")
+    return actions
+
+
+def _error_dict(error):
+    details = error.to_dict() if hasattr(error, "to_dict") else {"msg": str(error)}
+    return {key: details.get(key) for key in ("msg", "code", "status", "request_id") if details.get(key) is not None}
+
+
+def execute(module, writer, plans):
+    """Run the plans one by one (a load balancer takes one change at a time); record each outcome."""
+    for plan in plans:
+        plan.outcome = {"actions": planned_actions(plan), "status": "unchanged"}
+        if plan.error is not None:
+            plan.outcome.update(status="failed", error=_error_dict(plan.error), actions=[])
+            continue
+        if not plan.changes:
+            continue
+        if module.check_mode:
+            plan.outcome["status"] = "would_change"
+            continue
+        done = []
+        try:
+            if plan.action == "delete":
+                writer.delete_rule(plan)
+                done.append("delete_rule")
+            else:
+                apply_rule(writer, plan, done)
+            plan.outcome.update(status="changed", actions=done)
+        except AzureFlexError as exc:
+            plan.outcome.update(status="failed", actions=done, error=_error_dict(exc))
+
+
+# -- V2 ------------------------------------------------------------------------------------------
+
+def join_members(module, writer, pool, joining):
+    """Add the NICs of ``joining`` to the pool; returns {member name (lower): outcome}."""
+    outcomes = {}
+    for member in joining:
+        outcome = {"actions": ["join_pool"], "status": "would_change" if module.check_mode else "changed"}
+        outcomes[member["name"].lower()] = outcome
+        if module.check_mode:
+            continue
+        try:
+            nic_ids = member.get("network_interface_ids") or []
+            if not nic_ids:
+                raise AzureFlexError("VM %s has no network interface to add to the pool" % member["name"])
+            outcome["ipconfig_id"] = writer.edit_nic(nic_ids[0], lambda nic: nat.join_pool(nic, pool["id"]),
+                                                     "add to backend pool %s" % pool["name"])
+        except AzureFlexError as exc:
+            outcome.update(status="failed", actions=[], error=_error_dict(exc))
+    return outcomes
+
+
+def query_port_mappings(module, lb_ref, pool, rule_name, pairs):
+    """Ports of the V2 rule from queryInboundNatRulePortMapping, for (member, ip configuration id) pairs.
+
+    Returns ``({member name (lower): frontend port}, {member name (lower): error})``.
+    """
+    network = module.clients.network()
+
+    def query(pair):
+        member, ipconfig_id = pair
+        _finished, result = run_operation(
+            lambda: network.load_balancers.begin_list_inbound_nat_rule_port_mappings(
+                lb_ref.resource_group, lb_ref.name, pool["name"], {"ipConfiguration": {"id": ipconfig_id}}),
+            module.deadline, "query the inbound NAT port mappings of VM %s" % member["name"], wait=True)
+        return as_rest_dict(result) or {}
+
+    ports, errors = {}, {}
+    for outcome in module.fan_out(query, pairs):
+        key = outcome.item[0]["name"].lower()
+        if not outcome.ok:
+            errors[key] = outcome.error
+            continue
+        for mapping in outcome.result.get("inboundNatRulePortMappings") or []:
+            if str(mapping.get("inboundNatRuleName")).lower() == rule_name.lower():
+                ports[key] = mapping.get("frontendPort")
+    return ports, errors
+
+
+# -- report --------------------------------------------------------------------------------------
+
+def bound_instance(view, members):
+    """Name of the member a V1 rule is bound to (or of its NIC, when not a selected member); None if unbound."""
+    ipconfig_id = (view or {}).get("backend_ipconfig_id")
+    if not ipconfig_id:
+        return None
+    for member in members:
+        if nat.ipconfig_of_member(member, [ipconfig_id]):
+            return member["name"]
+    return ipconfig_id.split("/ipConfigurations/")[0].split("/")[-1]
+
+
+def rule_entries(plans, lb_id, members, pool_name=None):
+    entries, before, after = [], {}, {}
+    for plan in plans:
+        was = nat.describe(plan.current, bound_instance(plan.current, members), pool_name) if plan.current else None
+        will = None
+        if plan.action != "delete" and plan.desired is not None:
+            will = nat.describe(plan.desired, plan.member["name"] if plan.member else None, pool_name)
+        entry = dict(will or was or {})
+        entry.update(name=plan.rule_name, id="%s/inboundNatRules/%s" % (lb_id, plan.rule_name), action=plan.action,
+                     status=plan.outcome["status"])
+        if plan.outcome.get("error"):
+            entry["error"] = plan.outcome["error"]
+        entries.append(entry)
+        if plan.outcome["status"] in ("changed", "would_change"):
+            before[plan.rule_name] = was or "absent"
+            after[plan.rule_name] = will or "absent"
+    return entries, before, after
+
+
+def member_entry(member, rule_name=None):
+    return {"name": member["name"], "id": member["id"], "rule": rule_name, "frontend_port": None,
+            "backend_port": None, "endpoint": None, "status": "unchanged", "changed": False, "actions": []}
+
+
+def _apply_outcome(entry, outcome):
+    entry.update(status=outcome["status"], actions=list(outcome["actions"]),
+                 changed=outcome["status"] in ("changed", "would_change"))
+    if outcome.get("error"):
+        entry["error"] = outcome["error"]
+
+
+def run_v1(module, request, lb, lb_id, frontend, members, writer, address):
+    if request.kind == nat.SINGLE:
+        plans = nat.plan_single(request, lb, frontend["id"], members)
+    else:
+        plans = nat.plan_per_instance(request, lb, frontend["id"], members)
+    execute(module, writer, plans)
+    by_member = {plan.member["name"].lower(): plan for plan in plans if plan.member is not None}
+    instances = []
+    for member in members:
+        plan = by_member.get(member["name"].lower())
+        entry = member_entry(member, plan.rule_name if plan else None)
+        if plan is not None:
+            _apply_outcome(entry, plan.outcome)
+            if plan.action != "delete" and plan.outcome["status"] != "failed":
+                entry.update(frontend_port=plan.frontend_port, backend_port=request.backend_port,
+                             endpoint=nat.endpoint(address, plan.frontend_port))
+        instances.append(entry)
+    rules, before, after = rule_entries(plans, lb_id, members)
+    return instances, rules, {"rules": before}, {"rules": after}
+
+
+def run_v2(module, request, lb, lb_ref, lb_id, frontend, members, writer, address):
+    pool = nat.pick_item(lb, "backendAddressPools", module.params["backend_pool"], "backend_pool", "backend pool")
+    plan, joining = nat.plan_v2(request, lb, frontend["id"], pool, members)
+    plans = [plan] if plan is not None else []
+    execute(module, writer, plans)
+    rule_ok = plan is not None and plan.outcome["status"] != "failed"
+    joins = join_members(module, writer, pool, joining) if request.present and rule_ok else {}
+    in_pool = nat.pool_ipconfig_ids(pool)
+    ports, errors = {}, {}
+    rule_exists = rule_ok and request.present and not (module.check_mode and plan.action == "create")
+    if rule_exists:
+        pairs = []
+        for member in members:
+            ipconfig_id = nat.ipconfig_of_member(member, in_pool) or joins.get(member["name"].lower(), {}).get(
+                "ipconfig_id")
+            if ipconfig_id:
+                pairs.append((member, ipconfig_id))
+        ports, errors = query_port_mappings(module, lb_ref, pool, request.name, pairs)
+    instances = []
+    for member in members:
+        key = member["name"].lower()
+        entry = member_entry(member, request.name if request.present else None)
+        if key in joins:
+            _apply_outcome(entry, joins[key])
+        if key in errors:
+            entry.update(status="failed", error=_error_dict(errors[key]))
+        if request.present and entry["status"] != "failed":
+            entry.update(frontend_port=ports.get(key), backend_port=request.backend_port,
+                         endpoint=nat.endpoint(address, ports.get(key)))
+        instances.append(entry)
+    rules, before, after = rule_entries(plans, lb_id, members, pool_name=pool["name"])
+    diff_before, diff_after = {"rules": before}, {"rules": after}
+    if joining:
+        was = sorted(m["name"] for m in members if nat.ipconfig_of_member(m, in_pool))
+        diff_before["backend_pool"] = {pool["name"]: was}
+        diff_after["backend_pool"] = {pool["name"]: sorted(was + [
+            m["name"] for m in joining if joins.get(m["name"].lower(), {}).get("status") != "failed"])}
+    return instances, rules, diff_before, diff_after
+
+
+# -- the task ------------------------------------------------------------------------------------
+
+def run(module):
+    params = module.params
+    # Everything that can be refused from the options alone is refused before the first request.
+    request = nat.NatRequest.from_params(params)
+    criteria = SelectionCriteria.from_params(params)
+    lb_ref = load_balancer_ref(params, module.subscription_id)
+    selector = module.selector()
+    if request.instances_given:
+        selection = selector.select(criteria)
+        scale_set = selection.scale_set
+        members = sorted(selection.members, key=lambda member: member["name"].lower())
+    else:
+        scale_set = selector.get_scale_set(criteria.scale_set_ref(module.subscription_id))
+        members = []
+    if lb_ref.resource_group is None:
+        lb_ref.resource_group = scale_set["resource_group"]
+    network = module.clients.network()
+    lb = read_load_balancer(network, lb_ref)
+    lb_id = lb.get("id") or "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/loadBalancers/%s" % (
+        lb_ref.subscription_id, lb_ref.resource_group, lb_ref.name)
+    frontend = nat.pick_item(lb, "frontendIPConfigurations", params["frontend_ip_configuration"],
+                             "frontend_ip_configuration", "frontend IP configuration")
+    address = frontend_address(network, frontend)
+    writer = Writer(module, lb_ref)
+    if request.kind == nat.V2:
+        instances, rules, before, after = run_v2(module, request, lb, lb_ref, lb_id, frontend, members, writer,
+                                                 address)
+    else:
+        instances, rules, before, after = run_v1(module, request, lb, lb_id, frontend, members, writer, address)
+    return report(module, scale_set, lb, frontend, address, instances, rules, before, after, writer)
+
+
+def report(module, scale_set, lb, frontend, address, instances, rules, before, after, writer):
+    failed_rules = [rule for rule in rules if rule["status"] == "failed"]
+    member_rules = {entry["rule"].lower() for entry in instances if entry.get("rule")}
+    counts = {
+        "selected": len(instances),
+        "changed": sum(1 for entry in instances if entry["changed"]),
+        "unchanged": sum(1 for entry in instances if entry["status"] == "unchanged"),
+        "failed": sum(1 for entry in instances if entry["status"] == "failed"),
+        "rules_deleted": sum(1 for rule in rules if rule["action"] == "delete"
+                             and rule["status"] in ("changed", "would_change")),
+    }
+    # Failures of rules that belong to no selected member (purged rules, a V2 rule) count too.
+    counts["failed"] += sum(1 for rule in failed_rules if rule["name"].lower() not in member_rules)
+    changed = any(entry["changed"] for entry in instances) or any(
+        rule["status"] in ("changed", "would_change") for rule in rules)
+    retries = dict(module.retry_summary(), conflicts=writer.serial.conflicts)
+    result = {
+        "changed": changed,
+        "instances": instances,
+        "endpoints": {entry["name"]: entry["endpoint"] for entry in instances if entry["endpoint"]},
+        "rules": rules,
+        "counts": counts,
+        "load_balancer": {"id": lb.get("id"), "name": lb.get("name"),
+                          "resource_group": NetworkId.parse(lb.get("id"), "loadBalancers").resource_group,
+                          "sku": (lb.get("sku") or {}).get("name"), "frontend_ip_configuration": frontend.get("name"),
+                          "address": address},
+        "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
+        "elapsed_seconds": round(module.deadline.elapsed(), 3),
+        "retries": retries,
+    }
+    if module._diff:
+        result["diff"] = {"before": before, "after": after}
+    if counts["failed"]:
+        failures = ["%s: %s" % (entry["name"], entry["error"].get("code") or entry["error"].get("msg"))
+                    for entry in instances + failed_rules if entry.get("status") == "failed" and entry.get("error")]
+        raise _TaskFailures("%d failure(s) managing inbound NAT rules: %s" % (counts["failed"], "; ".join(
+            sorted(set(failures)))), result)
+    return result
+
+
+class _TaskFailures(Exception):
+    def __init__(self, msg, result):
+        super().__init__(msg)
+        self.msg = msg
+        self.result = result
+
+
+def main():
+    module = AzureFlexModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE,
+        required_one_of=SELECTION_REQUIRED_ONE_OF,
+        required_together=SELECTION_REQUIRED_TOGETHER,
+    )
+    try:
+        module.run(run)
+    except _TaskFailures as failures:
+        module.fail_json(msg=failures.msg, **failures.result)
+
+
+if __name__ == "__main__":
+    main()
