@@ -1097,6 +1097,8 @@ def scale_flex(state, vmss, capacity, creating):
         raise bad_request("Scale set '%s' has no virtualMachineProfile, so it cannot create instances; add VMs "
                           "with their own properties.virtualMachineScaleSet instead." % vmss.name,
                           code="InvalidParameter")
+    # Azure refuses a scale-out that a V2 NAT rule's frontend port range cannot serve, before creating anything.
+    netmodel.check_pool_capacity(state, _profile_pool_ids(profile), capacity - len(members(state, vmss, sort=False)))
     created = []
     index = 0
     while len(members(state, vmss, sort=False)) < capacity:
@@ -1106,6 +1108,14 @@ def scale_flex(state, vmss, capacity, creating):
             continue
         created.append(create_member_from_profile(state, vmss, name, creating=creating))
     return created
+
+
+def _profile_pool_ids(profile):
+    """The backend pools the model's NICs join."""
+    return sorted({pool["id"]
+                   for nic_config in profile.get("networkProfile", {}).get("networkInterfaceConfigurations", [])
+                   for ipconfig in nic_config.get("properties", {}).get("ipConfigurations") or []
+                   for pool in ipconfig.get("properties", {}).get("loadBalancerBackendAddressPools") or []})
 
 
 def create_member_from_profile(state, vmss, name, creating=False, zone=None, extra_tags=None):

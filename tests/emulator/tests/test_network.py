@@ -352,6 +352,17 @@ def test_v2_range_too_small_for_pool_and_full_range_blocks_new_members(net, ids)
 # -- validation of NAT rules -----------------------------------------------------------------------
 
 
+def test_flex_scale_out_beyond_a_v2_range_is_refused_before_any_member_is_created(sdk, net, ids):
+    compute = sdk.compute()
+    put_rule(net, "ssh-v2", v2_rule(ids, 50000, 50012))  # 13 ports for the 12 members of web's pool
+    compute.virtual_machine_scale_sets.begin_update(RG, "web", {"sku": {"capacity": 13}}).result()
+    with pytest.raises(HttpResponseError) as exc:
+        compute.virtual_machine_scale_sets.begin_update(RG, "web", {"sku": {"capacity": 15}}).result()
+    assert exc.value.status_code == 400 and code(exc) == "InboundNatRuleV2PortRangeInsufficient"
+    assert compute.virtual_machine_scale_sets.get(RG, "web").sku.capacity == 13
+    assert len(pool_ipconfigs(net)) == 13
+
+
 @pytest.mark.parametrize("props, expected, target", [
     ({"frontendPort": 22, "frontendPortRangeStart": 50000, "frontendPortRangeEnd": 50010},
      "UnsupportedSetOfInboundNatRulePropertiesWhenFrontendPortIsSpecified", None),
