@@ -20,7 +20,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv venv-oldsdk collection emulator demo test sanity units test-emulator \
-        integration integration-oldsdk clean
+        integration integration-oldsdk lint molecule clean
 
 help:
 	@sed -n '2,9p' Makefile
@@ -51,12 +51,22 @@ $(COLLECTION_LINK):
 emulator: venv
 	$(EMU) $(VPY) -m armemu --state-dir $(CURDIR)/.emulator $(if $(SCENARIO),--scenario $(abspath $(SCENARIO)))
 
+# The rolling restart role against the demo scenario (12 members, 3 fault domains), batch by batch.
+# DEMO_ARGS passes more ansible-playbook arguments, e.g. DEMO_ARGS="-e demo_batch_by=fault_domain" or "--check".
 demo: venv collection
 	$(EMU) $(VPY) -m armemu.launcher run --state-dir $(CURDIR)/.emulator \
 	    $(if $(SCENARIO),--scenario $(abspath $(SCENARIO))) -- \
-	    $(CURDIR)/$(VENV)/bin/ansible-playbook -e ansible_python_interpreter=$(VPY) $(CURDIR)/playbooks/demo.yml
+	    $(CURDIR)/$(VENV)/bin/ansible-playbook -e ansible_python_interpreter=$(VPY) $(DEMO_ARGS) $(CURDIR)/playbooks/demo.yml
 
-test: sanity units test-emulator integration integration-oldsdk
+test: sanity units test-emulator integration integration-oldsdk lint molecule
+
+# ansible-lint (production profile, .ansible-lint) on the roles, playbooks and molecule scenarios.
+lint: venv collection
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint roles/ playbooks/ extensions/molecule/
+
+# The molecule scenarios (extensions/molecule): each starts and stops its own ARM emulator.
+molecule: venv collection
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/molecule test --all
 
 # tests/emulator is a separate test application, not collection content (galaxy.yml build_ignore):
 # ansible-test checks the collection; ruff checks the emulator (test-emulator).

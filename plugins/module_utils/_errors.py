@@ -162,6 +162,17 @@ def to_flex_error(exc, action=None):
     return _convert_sdk_error(exc).with_context(action)
 
 
+def member_error(error):
+    """The error of one member's result: msg, and the ARM code, HTTP status and request id when known.
+
+    Per-member results of fan-out modules carry this; a failure that is not an Azure error (it should
+    not happen) is still reported with its message rather than lost.
+    """
+    flex_error = to_flex_error(error) or AzureFlexError(str(error))
+    details = flex_error.to_dict()
+    return {key: details[key] for key in ("msg", "code", "status", "request_id") if details.get(key) is not None}
+
+
 @contextlib.contextmanager
 def azure_errors(action=None):
     """Run the block, turning SDK exceptions into ``AzureFlexError`` prefixed with ``action``."""

@@ -68,6 +68,19 @@ READ_ARGUMENT_SPEC = dict(
 )
 
 
+class MemberFailures(Exception):
+    """Some members failed: ``AzureFlexModule.run`` fails the task with ``msg`` and the whole ``result``.
+
+    Raised by a module's work once every member has been dealt with, so the failed task still reports
+    what happened to each member (those that succeeded included).
+    """
+
+    def __init__(self, msg, result):
+        super().__init__(msg)
+        self.msg = msg
+        self.result = result
+
+
 class AzureFlexModule:
     """An ``AnsibleModule`` plus Azure authentication, clients, deadline and error reporting."""
 
@@ -166,9 +179,12 @@ class AzureFlexModule:
         return run_operation(begin, self.deadline, description, wait=self.wait)
 
     def run(self, work):
-        """Run ``work(self)``, exit with the dict it returns, or fail with the Azure error it raised."""
+        """Run ``work(self)``: exit with the dict it returns, or fail with the Azure error it raised, or with the
+        result of ``MemberFailures``."""
         try:
             result = work(self)
+        except MemberFailures as failures:
+            self.module.fail_json(msg=failures.msg, **failures.result)
         except (AzureFlexError,) + azure_error_types() as exc:
             failure = exc
         else:
@@ -190,6 +206,35 @@ class AzureFlexModule:
                 type(flex_error.import_error), flex_error.import_error, flex_error.import_error.__traceback__))
         result.update(extra)
         self.module.fail_json(**result)
+
+    def report_members(self, scale_set, entries, diff_key, failed_to):
+        """The result of a task that acted on members: counts, per-member entries, diff, timing, retries.
+
+        Each entry has ``name``, ``status`` (``failed`` or another), ``changed``, ``before`` and ``after``
+        (shown in the diff under ``diff_key`` for members changed or failed) and, when failed, ``error``.
+        When any member failed, raises ``MemberFailures`` saying what they ``failed_to`` do.
+        """
+        counts = {"selected": len(entries), "changed": 0, "skipped": 0, "failed": 0}
+        for entry in entries:
+            counts["failed" if entry["status"] == "failed" else "changed" if entry["changed"] else "skipped"] += 1
+        result = {
+            "changed": counts["changed"] > 0,
+            "instances": entries,
+            "counts": counts,
+            "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
+            "elapsed_seconds": round(self.deadline.elapsed(), 3),
+            "retries": self.retry_summary(),
+        }
+        if self._diff:
+            touched = [entry for entry in entries if entry["changed"] or entry["status"] == "failed"]
+            result["diff"] = {"before": {diff_key: {entry["name"]: entry["before"] for entry in touched}},
+                              "after": {diff_key: {entry["name"]: entry["after"] for entry in touched}}}
+        if counts["failed"]:
+            failures = ["%s: %s" % (entry["name"], entry["error"].get("code") or entry["error"].get("msg"))
+                        for entry in entries if entry["status"] == "failed"]
+            raise MemberFailures("%d of %d member(s) failed to %s: %s" % (
+                counts["failed"], counts["selected"], failed_to, "; ".join(failures)), result)
+        return result
 
     def retry_summary(self):
         """How many retries (and throttled responses) the task met, once clients exist."""

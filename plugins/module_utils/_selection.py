@@ -49,6 +49,8 @@ MEMBER_SOURCES = ("resource_graph", "compute")
 POWER_STATES = ("running", "stopped", "deallocated", "starting", "stopping", "deallocating", "unknown")
 HEALTH_STATES = ("healthy", "unhealthy", "unknown", "initializing")
 ALL_INSTANCES = "all"
+# The power state of a member deleted since it was listed.
+ABSENT = "absent"
 
 CODE_UNIFORM_SCALE_SET = "AzureFlexUniformScaleSet"
 CODE_NOT_A_MEMBER = "AzureFlexNotAScaleSetMember"
@@ -599,6 +601,28 @@ class ScaleSetSelector:
             vm = self.clients.compute().virtual_machines.get(
                 resource_group_name=resource_group, vm_name=name, expand="instanceView")
         return as_rest_dict(vm)
+
+    def current_members(self, members):
+        """``members`` as the compute API sees them now, read again concurrently.
+
+        Resource Graph can lag by a minute, so modules that decide from a member's state (or tags) read it
+        again before deciding. A member deleted in the meantime keeps its listed fields, with power state
+        ``absent``.
+        """
+        def read(member):
+            try:
+                return member_from_vm(self._read_vm(member["resource_group"], member["name"]))
+            except AzureFlexError as exc:
+                if is_not_found(exc):
+                    return dict(member, power_state=ABSENT)
+                raise
+
+        current = []
+        for outcome in run_bounded(read, members, self.max_parallel, self.deadline):
+            if not outcome.ok:
+                raise outcome.error
+            current.append(outcome.result)
+        return current
 
     def _members_from_compute(self, scale_set, names=None):
         compute = self.clients.compute()

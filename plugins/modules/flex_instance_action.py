@@ -256,6 +256,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     InvalidInputError,
     azure_errors,
     is_not_found,
+    member_error,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
     CODE_PROTECTED,
@@ -265,6 +266,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
+    ABSENT,
     CODE_NOT_A_MEMBER,
     SELECTION_MUTUALLY_EXCLUSIVE,
     SELECTION_REQUIRED_ONE_OF,
@@ -275,7 +277,6 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import 
     selection_argument_spec,
 )
 
-ABSENT = "absent"
 # A transitional power state counts as the state it is heading for.
 SETTLING = {"starting": "running", "stopping": "stopped", "deallocating": "deallocated"}
 
@@ -434,26 +435,10 @@ def read_unless_gone(name, call):
 
 
 def read_members(module, selection, criteria):
-    """The targeted members as the compute API sees them now (with instance view).
-
-    Resource Graph can lag by a minute, so before deciding anything each member is read again,
-    concurrently. A member deleted in between is reported as absent.
-    """
-    compute = module.clients.compute()
-
-    def read(member):
-        raw = read_unless_gone(member["name"], lambda: compute.virtual_machines.get(
-            member["resource_group"], member["name"], expand="instanceView"))
-        return dict(member, power_state=ABSENT) if raw is None else member_from_vm(raw)
-
-    if criteria.member_source == "compute":
-        members = selection.members
-    else:
-        members = []
-        for outcome in module.fan_out(read, selection.members):
-            if not outcome.ok:
-                raise outcome.error
-            members.append(outcome.result)
+    """The targeted members as the compute API sees them now (with instance view); see current_members."""
+    members = selection.members
+    if criteria.member_source != "compute":
+        members = module.selector().current_members(members)
     return filter_members(members, criteria)
 
 
@@ -589,7 +574,7 @@ def run(module):
         waited = []
         for (entry, member), finished, error in outcomes:
             if error is not None:
-                entry.update(status="failed", changed=False, after=None, error=_error_dict(error))
+                entry.update(status="failed", changed=False, after=None, error=member_error(error))
             elif finished:
                 entry["status"] = "changed"
                 waited.append((entry, member))
@@ -599,7 +584,7 @@ def run(module):
             refresh_after(module, waited)
 
     entries = [entry for entry, _member in planned]
-    return _report(module, selection.scale_set, entries, action)
+    return module.report_members(selection.scale_set, entries, "instances", action.description)
 
 
 def _select_for_delete(module, selector, listing):
@@ -638,47 +623,6 @@ def _select_for_delete(module, selector, listing):
     return selection
 
 
-def _error_dict(error):
-    details = error.to_dict() if hasattr(error, "to_dict") else {"msg": str(error)}
-    return {key: details.get(key) for key in ("msg", "code", "status", "request_id") if details.get(key) is not None}
-
-
-def _report(module, scale_set, entries, action):
-    counts = {"selected": len(entries), "changed": 0, "skipped": 0, "failed": 0}
-    for entry in entries:
-        if entry["status"] == "failed":
-            counts["failed"] += 1
-        elif entry["changed"]:
-            counts["changed"] += 1
-        else:
-            counts["skipped"] += 1
-    result = {
-        "changed": counts["changed"] > 0,
-        "instances": entries,
-        "counts": counts,
-        "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
-        "elapsed_seconds": round(module.deadline.elapsed(), 3),
-        "retries": module.retry_summary(),
-    }
-    if module._diff:
-        acted = [entry for entry in entries if entry["changed"] or entry["status"] == "failed"]
-        result["diff"] = {"before": {"instances": {e["name"]: e["before"] for e in acted}},
-                          "after": {"instances": {e["name"]: e["after"] for e in acted}}}
-    if counts["failed"]:
-        failures = ["%s: %s" % (e["name"], e["error"].get("code") or e["error"].get("msg")) for e in entries
-                    if e["status"] == "failed"]
-        raise _MemberFailures("%d of %d member(s) failed to %s: %s" % (
-            counts["failed"], counts["selected"], action.description, "; ".join(failures)), result)
-    return result
-
-
-class _MemberFailures(Exception):
-    def __init__(self, msg, result):
-        super().__init__(msg)
-        self.msg = msg
-        self.result = result
-
-
 def main():
     module = AzureFlexModule(
         argument_spec=argument_spec(),
@@ -687,10 +631,7 @@ def main():
         required_one_of=SELECTION_REQUIRED_ONE_OF,
         required_together=SELECTION_REQUIRED_TOGETHER,
     )
-    try:
-        module.run(run)
-    except _MemberFailures as failures:
-        module.fail_json(msg=failures.msg, **failures.result)
+    module.run(run)
 
 
 if __name__ == "__main__":

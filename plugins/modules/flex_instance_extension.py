@@ -290,6 +290,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._extensions import
     read_extension,
     update_body,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import member_error
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     SELECTION_MUTUALLY_EXCLUSIVE,
@@ -422,7 +423,7 @@ def run(module):
         else:
             entry = {"name": member["name"], "id": member["id"], "power_state": member["power_state"],
                      "before": None, "after": None, "differences": [], "changed": False, "operation": "none"}
-            entry.update(status="failed", error=_error_dict(outcome.error))
+            entry.update(status="failed", error=member_error(outcome.error))
             planned.append((entry, member))
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
 
@@ -433,55 +434,13 @@ def run(module):
         for outcome in act(module, todo, desired):
             entry = outcome.item[0]
             if not outcome.ok:
-                entry.update(status="failed", changed=False, after=entry["before"], error=_error_dict(outcome.error))
+                entry.update(status="failed", changed=False, after=entry["before"], error=member_error(outcome.error))
                 continue
             finished, after = outcome.result
             entry["status"] = "changed" if finished else "started"
             entry["after"] = after if finished else None
-    return report(module, selection.scale_set, [entry for entry, _member in planned], desired["name"])
-
-
-def _error_dict(error):
-    details = error.to_dict() if hasattr(error, "to_dict") else {"msg": str(error)}
-    return {key: details.get(key) for key in ("msg", "code", "status", "request_id") if details.get(key) is not None}
-
-
-def report(module, scale_set, entries, extension_name):
-    counts = {"selected": len(entries), "changed": 0, "skipped": 0, "failed": 0}
-    for entry in entries:
-        if entry["status"] == "failed":
-            counts["failed"] += 1
-        elif entry["changed"]:
-            counts["changed"] += 1
-        else:
-            counts["skipped"] += 1
-    result = {
-        "changed": counts["changed"] > 0,
-        "instances": entries,
-        "counts": counts,
-        "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
-        "elapsed_seconds": round(module.deadline.elapsed(), 3),
-        "retries": module.retry_summary(),
-    }
-    if module._diff:
-        touched = [entry for entry in entries if entry["changed"] or entry["status"] == "failed"]
-        result["diff"] = {"before": {"extensions": {e["name"]: e["before"] for e in touched}},
-                          "after": {"extensions": {e["name"]: e["after"] for e in touched}}}
-    if counts["failed"]:
-        failures = ["%s: %s" % (e["name"], e["error"].get("code") or e["error"].get("msg")) for e in entries
-                    if e["status"] == "failed"]
-        raise MemberFailures("%d of %d member(s) failed (extension %s): %s" % (
-            counts["failed"], counts["selected"], extension_name, "; ".join(failures)), result)
-    return result
-
-
-class MemberFailures(Exception):
-    """Some members failed: the task fails, and still returns every member's result."""
-
-    def __init__(self, msg, result):
-        super().__init__(msg)
-        self.msg = msg
-        self.result = result
+    failed_to = "%s extension %s" % ("remove" if params["state"] == "absent" else "apply", desired["name"])
+    return module.report_members(selection.scale_set, [entry for entry, _member in planned], "extensions", failed_to)
 
 
 def main():
@@ -493,10 +452,7 @@ def main():
         required_together=SELECTION_REQUIRED_TOGETHER,
         required_if=[("state", "present", ("publisher", "type", "type_handler_version"))],
     )
-    try:
-        module.run(run)
-    except MemberFailures as failures:
-        module.fail_json(msg=failures.msg, **failures.result)
+    module.run(run)
 
 
 if __name__ == "__main__":

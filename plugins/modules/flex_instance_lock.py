@@ -220,7 +220,7 @@ elapsed_seconds:
 """
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError, member_error
 from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
     DEFAULT_LOCK_NAMES,
     LOCK_LEVELS,
@@ -231,7 +231,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
     validate_lock_name,
     validate_lock_notes,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule, MemberFailures
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     SELECTION_MUTUALLY_EXCLUSIVE,
     SELECTION_REQUIRED_ONE_OF,
@@ -368,11 +368,8 @@ def run(module):
             if outcome.ok:
                 entry["status"] = "changed"
             else:
-                error = outcome.error.to_dict() if hasattr(outcome.error, "to_dict") else {"msg": str(outcome.error)}
                 entry.update(status="failed", changed=False, lock=entry["before"],
-                             protection=protections.get(entry["id"].lower()),
-                             error={key: error[key] for key in ("msg", "code", "status", "request_id")
-                                    if error.get(key) is not None})
+                             protection=protections.get(entry["id"].lower()), error=member_error(outcome.error))
     return report(module, [entry for entry, _member, _existing in planned], wanted)
 
 
@@ -391,8 +388,8 @@ def report(module, entries, wanted):
     if counts["failed"]:
         failures = ["%s: %s" % (entry["name"], entry["error"].get("msg")) for entry in entries
                     if entry["status"] == "failed"]
-        msg = "%d of %d member(s) failed: %s" % (counts["failed"], counts["selected"], "; ".join(failures))
-        module.fail_json(msg=msg, **result)
+        raise MemberFailures("%d of %d member(s) failed: %s" % (counts["failed"], counts["selected"],
+                                                                "; ".join(failures)), result)
     return result
 
 

@@ -410,8 +410,13 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     InvalidInputError,
     azure_errors,
     is_not_found,
+    member_error,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
+    WAIT_ARGUMENT_SPEC,
+    AzureFlexModule,
+    MemberFailures,
+)
 from ansible_collections.azure_flex.vmss.plugins.module_utils._network import LoadBalancerWriter, NetworkId
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import run_operation
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
@@ -580,17 +585,12 @@ def planned_actions(plan):
     return actions
 
 
-def _error_dict(error):
-    details = error.to_dict() if hasattr(error, "to_dict") else {"msg": str(error)}
-    return {key: details.get(key) for key in ("msg", "code", "status", "request_id") if details.get(key) is not None}
-
-
 def execute(module, writer, plans):
     """Run the plans one by one (a load balancer takes one change at a time); record each outcome."""
     for plan in plans:
         plan.outcome = {"actions": planned_actions(plan), "status": "unchanged"}
         if plan.error is not None:
-            plan.outcome.update(status="failed", error=_error_dict(plan.error), actions=[])
+            plan.outcome.update(status="failed", error=member_error(plan.error), actions=[])
             continue
         if not plan.changes:
             continue
@@ -606,7 +606,7 @@ def execute(module, writer, plans):
                 apply_rule(writer, plan, done)
             plan.outcome.update(status="changed", actions=done)
         except AzureFlexError as exc:
-            plan.outcome.update(status="failed", actions=done, error=_error_dict(exc))
+            plan.outcome.update(status="failed", actions=done, error=member_error(exc))
 
 
 # -- V2 ------------------------------------------------------------------------------------------
@@ -626,7 +626,7 @@ def join_members(module, writer, pool, joining):
             outcome["ipconfig_id"] = writer.edit_nic(nic_ids[0], lambda nic: nat.join_pool(nic, pool["id"]),
                                                      "add to backend pool %s" % pool["name"])
         except AzureFlexError as exc:
-            outcome.update(status="failed", actions=[], error=_error_dict(exc))
+            outcome.update(status="failed", actions=[], error=member_error(exc))
     return outcomes
 
 
@@ -747,7 +747,7 @@ def run_v2(module, request, lb, lb_ref, lb_id, frontend, members, writer, addres
         if key in joins:
             _apply_outcome(entry, joins[key])
         if key in errors:
-            entry.update(status="failed", error=_error_dict(errors[key]))
+            entry.update(status="failed", error=member_error(errors[key]))
         if request.present and entry["status"] != "failed":
             entry.update(frontend_port=ports.get(key), backend_port=request.backend_port,
                          endpoint=nat.endpoint(address, ports.get(key)))
@@ -831,16 +831,9 @@ def report(module, scale_set, lb, frontend, address, instances, rules, before, a
     if counts["failed"]:
         failures = ["%s: %s" % (entry["name"], entry["error"].get("code") or entry["error"].get("msg"))
                     for entry in instances + failed_rules if entry.get("status") == "failed" and entry.get("error")]
-        raise _TaskFailures("%d failure(s) managing inbound NAT rules: %s" % (counts["failed"], "; ".join(
+        raise MemberFailures("%d failure(s) managing inbound NAT rules: %s" % (counts["failed"], "; ".join(
             sorted(set(failures)))), result)
     return result
-
-
-class _TaskFailures(Exception):
-    def __init__(self, msg, result):
-        super().__init__(msg)
-        self.msg = msg
-        self.result = result
 
 
 def main():
@@ -851,10 +844,7 @@ def main():
         required_one_of=SELECTION_REQUIRED_ONE_OF,
         required_together=SELECTION_REQUIRED_TOGETHER,
     )
-    try:
-        module.run(run)
-    except _TaskFailures as failures:
-        module.fail_json(msg=failures.msg, **failures.result)
+    module.run(run)
 
 
 if __name__ == "__main__":

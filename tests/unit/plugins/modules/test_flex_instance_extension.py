@@ -14,6 +14,7 @@ import pytest
 from ansible_collections.azure_flex.vmss.plugins.module_utils import _extensions as extensions
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._fanout import run_bounded
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import AzureFlexModule, MemberFailures
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
 from ansible_collections.azure_flex.vmss.plugins.modules import flex_instance_extension as module
 
@@ -214,6 +215,8 @@ class FakeModule:
     def retry_summary(self):
         return {"retries": 0, "throttled_responses": 0}
 
+    report_members = AzureFlexModule.report_members
+
 
 def test_check_mode_writes_nothing_and_predicts():
     fake = FakeExtensions({})
@@ -246,7 +249,7 @@ def test_a_settings_change_is_a_patch_of_the_settings_only():
 
 def test_a_member_azure_refuses_is_reported_and_fails_the_task_after_the_others():
     fake = FakeExtensions({}, stopped=["b"])
-    with pytest.raises(module.MemberFailures) as raised:
+    with pytest.raises(MemberFailures) as raised:
         module.run(FakeModule({"instances": ["all"]}, [member("a"), member("b", "deallocated")], fake))
     result = raised.value.result
     entries = {entry["name"]: entry for entry in result["instances"]}

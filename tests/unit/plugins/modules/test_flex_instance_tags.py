@@ -1,0 +1,233 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the azure_flex.vmss collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""flex_instance_tags: the tag arithmetic, input checks, and a whole run over a scripted ARM."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import re
+from urllib.parse import urlsplit
+
+import pytest
+
+from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import CloudEndpoints
+from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import AzureClients, import_client_class
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import AzureFlexModule
+from ansible_collections.azure_flex.vmss.plugins.modules import flex_instance_tags as module
+from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import (
+    BASE_URL,
+    SUBSCRIPTION_ID as SUB,
+    FakeCredential,
+    arm_error,
+    reply,
+    scripted_transport,
+)
+from ansible_collections.azure_flex.vmss.tests.unit.utils.module_args import patch_module_args
+
+SET_ID = "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachineScaleSets/web" % SUB
+CLOUD = CloudEndpoints("Test", BASE_URL, "https://login.test.invalid", "https://arm.test.invalid/")
+
+
+# -- the arithmetic ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("current, set_tags, remove_tags, purge, expected", [
+    ({"app": "web"}, {"run": "r1"}, [], False, {"app": "web", "run": "r1"}),
+    ({"app": "web", "run": "r0"}, {"run": "r1"}, [], False, {"app": "web", "run": "r1"}),
+    ({"App": "web"}, {"app": "api"}, [], False, {"app": "api"}),
+    ({"app": "web", "run": "r1"}, {}, ["RUN"], False, {"app": "web"}),
+    ({"app": "web"}, {}, ["absent"], False, {"app": "web"}),
+    ({"app": "web", "run": "r1"}, {"tier": "fe"}, [], True, {"tier": "fe"}),
+    ({"app": "web"}, {}, [], True, {}),
+    (None, {"run": "r1"}, [], False, {"run": "r1"}),
+])
+def test_desired_tags(current, set_tags, remove_tags, purge, expected):
+    assert module.desired_tags(current, set_tags, remove_tags, purge) == expected
+
+
+def test_tag_names_compare_case_insensitively_and_values_exactly():
+    assert module.tags_equal({"App": "web"}, {"app": "web"})
+    assert not module.tags_equal({"app": "Web"}, {"app": "web"})
+    assert not module.tags_equal({"app": "web"}, {"app": "web", "x": ""})
+
+
+def test_values_become_strings():
+    assert module.validate_changes({"on": True, "n": 42, "off": False, "none": None}, [], False)[0] == {
+        "on": "true", "n": "42", "off": "false", "none": ""}
+
+
+@pytest.mark.parametrize("set_tags, remove_tags, purge, message", [
+    ({"a": "1"}, ["x"], True, "remove_tags cannot be combined with purge=true"),
+    ({"a/b": "1"}, [], False, "contains a character Azure does not allow"),
+    ({"": "1"}, [], False, "empty tag name"),
+    ({"x" * 513: "1"}, [], False, "Azure allows at most 512"),
+    ({"a": "v" * 257}, [], False, "Azure allows at most 256"),
+    ({"a": "1", "A": "2"}, [], False, "names tag 'A' twice"),
+    ({"a": "1"}, ["A"], False, "both in set_tags and in remove_tags"),
+    ({"t%d" % i: "v" for i in range(51)}, [], False, "at most 50"),
+    ({}, [""], False, "remove_tags contains an empty tag name"),
+])
+def test_bad_input_is_refused_before_any_call(set_tags, remove_tags, purge, message):
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        module.validate_changes(set_tags, remove_tags, purge)
+
+
+def member(name, tags):
+    return {"name": name, "id": vm_id(name), "resource_group": "rg1", "tags": tags}
+
+
+def test_plan_skips_members_already_tagged_and_fails_members_over_the_limit():
+    crowded = {"t%d" % i: "v" for i in range(50)}
+    entries = [entry for entry, _m in module.plan(
+        [member("a", {"run": "r1"}), member("b", {}), member("c", crowded)], {"run": "r1"}, [], False)]
+
+    assert [(e["name"], e["status"], e["changed"]) for e in entries] == [
+        ("a", "skipped", False), ("b", "act", True), ("c", "failed", False)]
+    assert entries[1]["before"] == {} and entries[1]["after"] == {"run": "r1"}
+    assert entries[2]["after"] == crowded and "at most 50" in entries[2]["error"]["msg"]
+
+
+# -- a whole run against a scripted ARM ------------------------------------------------------------
+
+def vm_id(name):
+    return "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/%s" % (SUB, name)
+
+
+def rest_vm(name, tags):
+    return {"id": vm_id(name), "name": name, "location": "westeurope", "tags": tags,
+            "properties": {"virtualMachineScaleSet": {"id": SET_ID}, "platformFaultDomain": 0,
+                           "provisioningState": "Succeeded",
+                           "instanceView": {"statuses": [{"code": "PowerState/running"}]}}}
+
+
+class FakeArm:
+    """VMs a, b and c of scale set web, whose tags a PATCH changes; unscripted calls get 404."""
+
+    def __init__(self, tags, patch_error=None):
+        self.tags = tags
+        self.patch_error = patch_error or {}
+        self.patches = []
+
+    def __call__(self, request):
+        path = urlsplit(request.url).path
+        if request.method == "GET" and re.search(r"/virtualMachineScaleSets/web$", path):
+            return reply(200, {"id": SET_ID, "name": "web", "location": "westeurope",
+                               "properties": {"orchestrationMode": "Flexible", "platformFaultDomainCount": 1}})
+        if request.method == "POST" and path.endswith("/Microsoft.ResourceGraph/resources"):
+            # An empty (lagging) Resource Graph: named members are then confirmed with a compute GET.
+            return reply(200, {"totalRecords": 0, "count": 0, "resultTruncated": "false", "data": []})
+        match = re.search(r"/virtualMachines/([^/]+)$", path)
+        if match and match.group(1) in self.tags:
+            name = match.group(1)
+            if request.method == "GET":
+                return reply(200, rest_vm(name, self.tags[name]))
+            if request.method == "PATCH":
+                self.patches.append((name, request.json()))
+                if name in self.patch_error:
+                    return reply(409, arm_error("ScopeLocked", "locked"), {"x-ms-request-id": "req-1"})
+                self.tags[name] = request.json()["tags"]
+                return reply(200, rest_vm(name, self.tags[name]))
+        if request.method == "GET" and path.endswith("/virtualMachines"):
+            return reply(200, {"value": [rest_vm(name, tags) for name, tags in self.tags.items()]})
+        match = re.search(r"/virtualMachines/([^/]+)/instanceView$", path)
+        if match:
+            return reply(200, {"statuses": [{"code": "PowerState/running"}]})
+        return reply(404, arm_error("NoRoute", "no scripted route for %s %s" % (request.method, path)))
+
+
+@pytest.fixture
+def run_module(capsys):
+    """Run the module's main() over a FakeArm; return (exit code, result, the FakeArm's requests)."""
+    with contextlib.ExitStack() as stack:
+        def runner(arm, args):
+            transport, adapter = scripted_transport(arm)
+
+            def importer(service):
+                return functools.partial(import_client_class(service), transport=transport)
+
+            real_init = AzureFlexModule.__init__
+
+            def init(self, *a, **kw):
+                kw["environ"] = {"AZURE_SUBSCRIPTION_ID": SUB, "AZURE_CLIENT_ID": "app", "AZURE_SECRET": "s",
+                                 "AZURE_TENANT": "t"}
+                real_init(self, *a, **kw)
+                self.clients = AzureClients(FakeCredential(), SUB, CLOUD, deadline=self.deadline,
+                                            polling_interval=1, client_importer=importer)
+
+            stack.enter_context(pytest.MonkeyPatch.context()).setattr(AzureFlexModule, "__init__", init)
+            stack.enter_context(patch_module_args(dict({"resource_group": "rg1", "scale_set": "web"}, **args)))
+            with pytest.raises(SystemExit) as exited:
+                module.main()
+            return exited.value.code, json.loads(capsys.readouterr().out), adapter.requests
+        yield runner
+
+
+def writes(requests):
+    return [r for r in requests if r.method not in ("GET", "HEAD")]
+
+
+def test_check_mode_writes_nothing_and_predicts(run_module):
+    arm = FakeArm({"a": {"app": "web"}, "b": {"app": "web", "run": "r1"}})
+
+    code, result, requests = run_module(arm, {"instances": ["all"], "member_source": "compute",
+                                              "set_tags": {"run": "r1"}, "_ansible_check_mode": True,
+                                              "_ansible_diff": True})
+
+    assert code == 0
+    assert writes(requests) == []
+    assert result["changed"] is True
+    assert [(e["name"], e["status"]) for e in result["instances"]] == [("a", "would_change"), ("b", "skipped")]
+    assert result["counts"] == {"selected": 2, "changed": 1, "skipped": 1, "failed": 0}
+    assert result["diff"] == {"before": {"instances": {"a": {"app": "web"}}},
+                              "after": {"instances": {"a": {"app": "web", "run": "r1"}}}}
+
+
+def test_real_run_patches_only_tags_then_a_rerun_changes_nothing(run_module):
+    arm = FakeArm({"a": {"app": "web"}, "b": {"app": "web", "run": "r0"}, "c": {"app": "web", "run": "r1"}})
+
+    code, result, requests = run_module(arm, {"instances": ["a", "b", "c"], "set_tags": {"run": "r1"}})
+
+    assert code == 0 and result["changed"] is True
+    assert sorted(arm.patches) == [("a", {"tags": {"app": "web", "run": "r1"}}),
+                                   ("b", {"tags": {"app": "web", "run": "r1"}})]
+    assert [r.method for r in writes(requests) if "ResourceGraph" not in r.url] == ["PATCH", "PATCH"]
+    assert [(e["name"], e["status"]) for e in result["instances"]] == [("a", "changed"), ("b", "changed"),
+                                                                       ("c", "skipped")]
+
+    code, again, requests = run_module(arm, {"instances": ["a", "b", "c"], "set_tags": {"run": "r1"}})
+
+    assert code == 0 and again["changed"] is False
+    assert [r for r in writes(requests) if "ResourceGraph" not in r.url] == []
+    assert again["counts"] == {"selected": 3, "changed": 0, "skipped": 3, "failed": 0}
+
+
+def test_a_refused_member_fails_the_task_with_the_arm_error_and_the_others_are_done(run_module):
+    arm = FakeArm({"a": {}, "b": {}}, patch_error={"b"})
+
+    code, result, _requests = run_module(arm, {"instances": ["all"], "member_source": "compute",
+                                               "set_tags": {"run": "r1"}})
+
+    assert code == 1
+    assert result["failed"] is True
+    assert result["msg"] == "1 of 2 member(s) failed to update their tags: b: ScopeLocked"
+    by_name = {e["name"]: e for e in result["instances"]}
+    assert by_name["a"]["status"] == "changed"
+    assert by_name["b"]["status"] == "failed"
+    assert by_name["b"]["after"] == {}
+    assert by_name["b"]["error"] == {"msg": by_name["b"]["error"]["msg"], "code": "ScopeLocked", "status": 409,
+                                     "request_id": "req-1"}
+
+
+def test_bad_input_fails_without_any_request(run_module):
+    arm = FakeArm({"a": {}})
+
+    code, result, requests = run_module(arm, {"instances": ["all"], "set_tags": {"a<b": "1"}})
+
+    assert code == 1
+    assert "does not allow in tag names" in result["msg"]
+    assert requests == []
