@@ -1,8 +1,10 @@
 # azure_flex.vmss: developer entry points. Everything the project needs is installed by these
-# targets into .venv (and .venv-oldsdk for the older SDK matrix entry); nothing by hand.
+# targets into .venv (and .venv-oldsdk for the older SDK matrix entry: azure.azcollection's SDK pins
+# under ansible-core 2.16); nothing by hand.
 #
-#   make demo       set everything up, start the ARM emulator, run the main job against it
-#   make test       every check: sanity, unit tests, emulator tests, integration (both SDK sets)
+#   make demo       set everything up, start the ARM emulator, run the rolling restart against it
+#   make test       every check: sanity, unit tests, emulator tests, integration (both matrix entries),
+#                   ansible-lint, molecule
 #   make emulator   run the emulator in the foreground (SCENARIO=file to pick a scenario)
 
 SHELL := /bin/bash
@@ -20,10 +22,10 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv venv-oldsdk collection emulator demo test sanity units test-emulator \
-        integration integration-oldsdk lint molecule clean
+        integration integration-oldsdk integrations lint molecule clean
 
 help:
-	@sed -n '2,9p' Makefile
+	@sed -n '2,11p' Makefile
 
 $(VENV)/.installed: requirements.txt tests/requirements-dev.txt
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -58,7 +60,11 @@ demo: venv collection
 	    $(if $(SCENARIO),--scenario $(abspath $(SCENARIO))) -- \
 	    $(CURDIR)/$(VENV)/bin/ansible-playbook -e ansible_python_interpreter=$(VPY) $(DEMO_ARGS) $(CURDIR)/playbooks/demo.yml
 
-test: sanity units test-emulator integration integration-oldsdk lint molecule
+test: sanity units test-emulator integrations lint molecule
+
+# Both integration runs at once (each has its own emulator; output is printed per run when it ends).
+integrations: venv venv-oldsdk collection
+	$(MAKE) --no-print-directory --output-sync=target -j2 integration integration-oldsdk
 
 # ansible-lint (production profile, .ansible-lint) on the roles, playbooks and molecule scenarios.
 lint: venv collection

@@ -183,15 +183,15 @@ class AzureFlexModule:
         result of ``MemberFailures``."""
         try:
             result = work(self)
-        except MemberFailures as failures:
-            self.module.fail_json(msg=failures.msg, **failures.result)
-        except (AzureFlexError,) + azure_error_types() as exc:
+        except (MemberFailures, AzureFlexError) + azure_error_types() as exc:
             failure = exc
         else:
             self.module.exit_json(**result)
             return
         # Failing outside the except block: ansible-core 2.19 would otherwise attach the traceback of an
-        # expected, fully described failure (bad input, an ARM error) to the result.
+        # expected, fully described failure (bad input, an ARM error, members that failed) to the result.
+        if isinstance(failure, MemberFailures):
+            self.module.fail_json(msg=failure.msg, **failure.result)
         self.fail_azure(failure)
 
     def fail_azure(self, error, **extra):
