@@ -168,10 +168,8 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
-    CODE_UNIFORM_SCALE_SET,
     POWER_STATES,
     SCALE_SETS_PER_MEMBER_QUERY,
-    UNIFORM_ALTERNATIVE,
     ScaleSetRef,
     ScaleSetSelector,
     kql_quote,
@@ -179,6 +177,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import 
     member_query_for_scale_sets,
     query_resource_graph,
     resource_group_from_id,
+    uniform_scale_set_error,
     validate_resource_group_name,
 )
 
@@ -348,12 +347,7 @@ class FlexInventoryReader:
         for row in self.graph(subscriptions, query, "scale sets"):
             key = str(row.get("id") or "").lower()
             if key in named and str(row.get("orchestrationMode") or "Uniform").lower() != "flexible":
-                ref = named[key]
-                mode = row.get("orchestrationMode") or "Uniform"
-                raise InvalidInputError(
-                    "Scale set %s in resource group %s uses %s orchestration; this inventory lists Flexible scale sets"
-                    " only. For Uniform scale sets use %s." % (ref.name, ref.resource_group, mode, UNIFORM_ALTERNATIVE),
-                    code=CODE_UNIFORM_SCALE_SET)
+                raise uniform_scale_set_error(named[key], row.get("orchestrationMode"))
             found[key] = {"id": row.get("id"), "name": row.get("name"), "subscription_id": row.get("subscriptionId"),
                           "resource_group": resource_group_from_id(row.get("id")) or row.get("resourceGroup")}
         for key, ref in named.items():

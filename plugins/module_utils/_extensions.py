@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, azure_errors, is_not_found
+from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import enum_text
 
 
 # Fields the user controls, as (option name, REST property name). Publisher and type identify the
@@ -33,20 +34,15 @@ UPDATABLE_FIELDS = (
 CASE_INSENSITIVE_FIELDS = frozenset(["publisher", "type"])
 
 
-def _text(value):
-    value = getattr(value, "value", value)
-    return None if value in (None, "") else str(value)
-
-
 def status_from_rest(status):
     """An ``InstanceViewStatus`` in REST layout as a snake_case dict."""
     status = status or {}
     return {
         "code": status.get("code"),
-        "level": _text(status.get("level")),
+        "level": enum_text(status.get("level")),
         "display_status": status.get("displayStatus"),
         "message": status.get("message"),
-        "time": _text(status.get("time")),
+        "time": enum_text(status.get("time")),
     }
 
 
@@ -64,7 +60,7 @@ def extension_from_rest(extension):
         "enable_automatic_upgrade": properties.get("enableAutomaticUpgrade"),
         "force_update_tag": properties.get("forceUpdateTag"),
         "settings": properties.get("settings") if properties.get("settings") is not None else {},
-        "provisioning_state": _text(properties.get("provisioningState")),
+        "provisioning_state": enum_text(properties.get("provisioningState")),
     }
     if view is not None:
         summary["statuses"] = [status_from_rest(status) for status in view.get("statuses") or []]

@@ -140,17 +140,19 @@ class LockReader:
         subscription_locks = [lock for lock in self._list_by_scope(subscription_scope)
                               if (lock_scope(lock.get("id")) or "").lower() == subscription_scope.lower()]
         by_scope = {}
+        seen_ids = set()
         for lock in subscription_locks:
+            seen_ids.add(lock.get("id", "").lower())
             by_scope.setdefault(subscription_scope.lower(), []).append(lock)
         groups = {}
         for member in members:
             groups.setdefault(member["resource_group"].lower(), member["resource_group"])
         for group in sorted(groups.values(), key=str.lower):
             for lock in self._list_in_resource_group(group):
-                scope = (lock_scope(lock.get("id")) or "").lower()
-                by_scope.setdefault(scope, [])
-                if all(seen.get("id", "").lower() != lock.get("id", "").lower() for seen in by_scope[scope]):
-                    by_scope[scope].append(lock)
+                # A listing may repeat locks another listing returned (the subscription's, inherited).
+                if lock.get("id", "").lower() not in seen_ids:
+                    seen_ids.add(lock.get("id", "").lower())
+                    by_scope.setdefault((lock_scope(lock.get("id")) or "").lower(), []).append(lock)
         result = {}
         for member in members:
             member_id = member["id"]

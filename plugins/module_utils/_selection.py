@@ -230,8 +230,9 @@ def normalize_health(code):
     return word if word in _HEALTH_WORDS else "unknown"
 
 
-def _text(value):
-    """Enum members of the newer SDK models print as ``Class.MEMBER``; use their value."""
+def enum_text(value):
+    """A field as text, or None when empty; enum members of the newer SDK models print as ``Class.MEMBER``,
+    so their value is used."""
     value = getattr(value, "value", value)
     return None if value in (None, "") else str(value)
 
@@ -259,9 +260,9 @@ def member_from_graph_row(row):
         "fault_domain": _fault_domain(row.get("platformFaultDomain")),
         "power_state": normalize_power_state(row.get("powerState")),
         "health": None,
-        "provisioning_state": _text(row.get("provisioningState")),
-        "vm_size": _text(row.get("vmSize")),
-        "priority": _text(row.get("priority")),
+        "provisioning_state": enum_text(row.get("provisioningState")),
+        "vm_size": enum_text(row.get("vmSize")),
+        "priority": enum_text(row.get("priority")),
         "ephemeral_os_disk": bool(row.get("diffDiskSettings")),
         "tags": dict(row.get("tags") or {}),
         "network_interface_ids": _nic_ids(row.get("networkInterfaces")),
@@ -291,9 +292,9 @@ def member_from_vm(vm, instance_view=None):
         "fault_domain": _fault_domain(fault_domain),
         "power_state": power_state_from_statuses(view.get("statuses")),
         "health": normalize_health(vm_health),
-        "provisioning_state": _text(properties.get("provisioningState")),
-        "vm_size": _text((properties.get("hardwareProfile") or {}).get("vmSize")),
-        "priority": _text(properties.get("priority")),
+        "provisioning_state": enum_text(properties.get("provisioningState")),
+        "vm_size": enum_text((properties.get("hardwareProfile") or {}).get("vmSize")),
+        "priority": enum_text(properties.get("priority")),
         "ephemeral_os_disk": bool(os_disk.get("diffDiskSettings")),
         "tags": dict(vm.get("tags") or {}),
         "network_interface_ids": _nic_ids((properties.get("networkProfile") or {}).get("networkInterfaces")),
@@ -313,11 +314,11 @@ def scale_set_from_rest(scale_set):
         "name": scale_set.get("name"),
         "resource_group": resource_group_from_id(scale_set.get("id")),
         "location": scale_set.get("location"),
-        "orchestration_mode": _text(properties.get("orchestrationMode")),
+        "orchestration_mode": enum_text(properties.get("orchestrationMode")),
         "platform_fault_domain_count": properties.get("platformFaultDomainCount"),
         "zones": [str(zone) for zone in scale_set.get("zones") or []],
-        "provisioning_state": _text(properties.get("provisioningState")),
-        "upgrade_mode": _text((properties.get("upgradePolicy") or {}).get("mode")),
+        "provisioning_state": enum_text(properties.get("provisioningState")),
+        "upgrade_mode": enum_text((properties.get("upgradePolicy") or {}).get("mode")),
         "sku": {"name": sku.get("name"), "capacity": sku.get("capacity")} if sku else None,
     }
 
@@ -350,6 +351,12 @@ class SelectionCriteria:
     @classmethod
     def from_params(cls, params):
         return cls(**{name: params.get(name) for name in selection_argument_spec()})
+
+    def scope_only(self):
+        """These criteria without the state filters (power states, zones, fault domains, tags)."""
+        return SelectionCriteria(resource_group=self.resource_group, scale_set=self.scale_set,
+                                 scale_set_id=self.scale_set_id, instances=self.instances,
+                                 member_source=self.member_source)
 
     def scale_set_ref(self, subscription_id):
         """Return the ``ScaleSetRef``; a scale_set_id must be in the subscription the task uses."""
@@ -508,7 +515,7 @@ def query_resource_graph(graph_client, subscription_id, query):
         rows.extend(_graph_rows(response.data))
         next_token = getattr(response, "skip_token", None)
         if not next_token:
-            if (_text(getattr(response, "result_truncated", None)) or "").lower() == "true":
+            if (enum_text(getattr(response, "result_truncated", None)) or "").lower() == "true":
                 raise AzureFlexError("Resource Graph truncated the result of the query (%d rows read) and gave no"
                                      " continuation token" % len(rows), code=CODE_GRAPH_TRUNCATED)
             return rows
@@ -565,11 +572,7 @@ class ScaleSetSelector:
             raise _explain_missing_scale_set(exc, ref) from exc
         scale_set = scale_set_from_rest(as_rest_dict(raw))
         if (scale_set["orchestration_mode"] or "Uniform").lower() != "flexible":
-            raise InvalidInputError(
-                "Scale set %s in resource group %s uses %s orchestration; this collection manages Flexible scale"
-                " sets only. For Uniform scale sets use %s." % (
-                    ref.name, ref.resource_group, scale_set["orchestration_mode"] or "Uniform", UNIFORM_ALTERNATIVE),
-                code=CODE_UNIFORM_SCALE_SET)
+            raise uniform_scale_set_error(ref, scale_set["orchestration_mode"])
         return scale_set
 
     def list_members(self, scale_set, member_source="resource_graph"):
@@ -601,6 +604,19 @@ class ScaleSetSelector:
             vm = self.clients.compute().virtual_machines.get(
                 resource_group_name=resource_group, vm_name=name, expand="instanceView")
         return as_rest_dict(vm)
+
+    def select_current(self, criteria):
+        """``select``, deciding the state filters from each member's current state (see ``refresh``)."""
+        selection = self.select(criteria.scope_only())
+        selection.members = self.refresh(selection.members, criteria)
+        return selection
+
+    def refresh(self, members, criteria):
+        """``members`` as they are now (``current_members``, unless listed from the compute API already),
+        filtered by ``criteria``, in name order."""
+        if criteria.member_source != "compute":
+            members = self.current_members(members)
+        return sorted(filter_members(members, criteria), key=lambda member: (member["name"] or "").lower())
 
     def current_members(self, members):
         """``members`` as the compute API sees them now, read again concurrently.
@@ -679,6 +695,15 @@ class ScaleSetSelector:
         if not_found or outside:
             raise _membership_error(scale_set, not_found, outside)
         return found
+
+
+def uniform_scale_set_error(ref, orchestration_mode):
+    """The refusal of a scale set that is not Flexible, pointing Uniform users at azure.azcollection."""
+    return InvalidInputError(
+        "Scale set %s in resource group %s uses %s orchestration; this collection manages Flexible scale sets only."
+        " For Uniform scale sets use %s." % (ref.name, ref.resource_group, orchestration_mode or "Uniform",
+                                             UNIFORM_ALTERNATIVE),
+        code=CODE_UNIFORM_SCALE_SET)
 
 
 def _scale_set_id_of(vm):

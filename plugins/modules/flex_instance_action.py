@@ -272,7 +272,6 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import 
     SELECTION_REQUIRED_ONE_OF,
     SELECTION_REQUIRED_TOGETHER,
     SelectionCriteria,
-    filter_members,
     member_from_vm,
     selection_argument_spec,
 )
@@ -434,14 +433,6 @@ def read_unless_gone(name, call):
         raise
 
 
-def read_members(module, selection, criteria):
-    """The targeted members as the compute API sees them now (with instance view); see current_members."""
-    members = selection.members
-    if criteria.member_source != "compute":
-        members = module.selector().current_members(members)
-    return filter_members(members, criteria)
-
-
 # -- decide --------------------------------------------------------------------------------------
 
 def plan(action, members, named):
@@ -547,17 +538,14 @@ def run(module):
     action = ACTIONS[params["action"]]
     criteria = SelectionCriteria.from_params(params)
     named = criteria.instances is not None
-    listing = SelectionCriteria(resource_group=criteria.resource_group, scale_set=criteria.scale_set,
-                                scale_set_id=criteria.scale_set_id, instances=params["instances"],
-                                member_source=criteria.member_source)
     selector = module.selector()
+    # Every target's state is read again before deciding: Resource Graph can lag by a minute.
     if action.goal == ABSENT and named:
-        selection = _select_for_delete(module, selector, listing)
+        selection = _select_for_delete(module, selector, criteria.scope_only())
+        selection.members = selector.refresh(selection.members, criteria)
     else:
-        selection = selector.select(listing)
-    # RV(instances) is documented in name order; named instances come in the order they were given.
-    members = sorted(read_members(module, selection, criteria), key=lambda member: (member["name"] or "").lower())
-    planned = plan(action, members, named)
+        selection = selector.select_current(criteria)
+    planned = plan(action, selection.members, named)
     if not params["attempt_protected"]:
         respect_protection(module, action, planned, named)
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]

@@ -296,7 +296,7 @@ class WantedLock:
 
 # -- decide --------------------------------------------------------------------------------------
 
-def own_lock(protection, member_id, name):
+def own_lock(protection, name):
     """The lock called ``name`` on the member itself (not an inherited one), or None."""
     for lock in protection["locks"]:
         if not lock["inherited"] and (lock["name"] or "").lower() == name.lower():
@@ -308,11 +308,12 @@ def plan(members, protections, wanted):
     entries = []
     for member in members:
         protection = protections.get(member["id"].lower()) or protection_summary([])
-        existing = own_lock(protection, member["id"], wanted.name)
+        existing = own_lock(protection, wanted.name)
         before = _public(existing)
-        entry = {"name": member["name"], "id": member["id"], "changed": wanted.differs(existing),
-                 "status": "act" if wanted.differs(existing) else "unchanged", "before": before,
-                 "lock": wanted.after(existing) if wanted.differs(existing) else before}
+        changes = wanted.differs(existing)
+        entry = {"name": member["name"], "id": member["id"], "changed": changes,
+                 "status": "act" if changes else "unchanged", "before": before,
+                 "lock": wanted.after(existing) if changes else before}
         entry["protection"] = predicted_protection(protection, member["id"], existing, entry["lock"])
         entries.append((entry, member, existing))
     return entries

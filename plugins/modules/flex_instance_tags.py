@@ -206,7 +206,6 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import 
     SELECTION_REQUIRED_ONE_OF,
     SELECTION_REQUIRED_TOGETHER,
     SelectionCriteria,
-    filter_members,
     selection_argument_spec,
 )
 
@@ -337,16 +336,9 @@ def run(module):
     params = module.params
     set_tags, remove_tags = validate_changes(params["set_tags"], params["remove_tags"], params["purge"])
     criteria = SelectionCriteria.from_params(params)
-    listing = SelectionCriteria(resource_group=criteria.resource_group, scale_set=criteria.scale_set,
-                                scale_set_id=criteria.scale_set_id, instances=params["instances"],
-                                member_source=criteria.member_source)
-    selection = module.selector().select(listing)
-    members = selection.members
-    if criteria.member_source != "compute":
-        # Tags written seconds ago must count: Resource Graph can lag, the compute API does not.
-        members = module.selector().current_members(members)
-    members = sorted(filter_members(members, criteria), key=lambda member: (member["name"] or "").lower())
-    planned = plan(members, set_tags, remove_tags, params["purge"])
+    # Tags written seconds ago must count: Resource Graph can lag, the compute API does not.
+    selection = module.selector().select_current(criteria)
+    planned = plan(selection.members, set_tags, remove_tags, params["purge"])
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
 
     if module.check_mode:

@@ -1110,12 +1110,16 @@ def scale_flex(state, vmss, capacity, creating):
     return created
 
 
+def _primary_ipconfig(nic_config):
+    """The model's ip configuration a member's NIC is built from (the first one)."""
+    return (nic_config.get("properties", {}).get("ipConfigurations") or [{}])[0].get("properties", {})
+
+
 def _profile_pool_ids(profile):
-    """The backend pools the model's NICs join."""
+    """The backend pools the NICs of a member created from the model join."""
     return sorted({pool["id"]
                    for nic_config in profile.get("networkProfile", {}).get("networkInterfaceConfigurations", [])
-                   for ipconfig in nic_config.get("properties", {}).get("ipConfigurations") or []
-                   for pool in ipconfig.get("properties", {}).get("loadBalancerBackendAddressPools") or []})
+                   for pool in _primary_ipconfig(nic_config).get("loadBalancerBackendAddressPools") or []})
 
 
 def create_member_from_profile(state, vmss, name, creating=False, zone=None, extra_tags=None):
@@ -1123,7 +1127,7 @@ def create_member_from_profile(state, vmss, name, creating=False, zone=None, ext
     sub, rg = vmss.subscription_id, vmss.resource_group
     nic_refs = []
     for index, nic_config in enumerate(profile.get("networkProfile", {}).get("networkInterfaceConfigurations", [])):
-        ipconfig = (nic_config.get("properties", {}).get("ipConfigurations") or [{}])[0].get("properties", {})
+        ipconfig = _primary_ipconfig(nic_config)
         nic = netmodel.create_nic(
             state, sub, rg, "%s-nic%d" % (name, index), vmss.body["location"], ipconfig.get("subnet", {}).get("id"),
             backend_pool_ids=[p["id"] for p in ipconfig.get("loadBalancerBackendAddressPools", [])],
