@@ -44,11 +44,12 @@ $(OLD_VENV)/.installed: tests/requirements-oldsdk.txt tests/requirements-dev.txt
 
 venv-oldsdk: $(OLD_VENV)/.installed
 
-# ansible finds the collection through ANSIBLE_COLLECTIONS_PATH=build/collections.
-collection: $(COLLECTION_LINK)
-$(COLLECTION_LINK):
-	mkdir -p $(dir $@)
-	ln -sfn $(CURDIR) $@
+# ansible finds the collection through ANSIBLE_COLLECTIONS_PATH=build/collections, a link made here and
+# never committed (build/ is ignored): it is checked on every run, so it always points at this checkout.
+collection:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@if [ "$$(readlink $(COLLECTION_LINK) 2>/dev/null)" != "$(CURDIR)" ]; then \
+	    rm -rf $(COLLECTION_LINK) && ln -s $(CURDIR) $(COLLECTION_LINK) && echo "linked $(COLLECTION_LINK) -> $(CURDIR)"; fi
 
 emulator: venv
 	$(EMU) $(VPY) -m armemu --state-dir $(CURDIR)/.emulator $(if $(SCENARIO),--scenario $(abspath $(SCENARIO)))

@@ -86,7 +86,8 @@ print(get_venv_packages(types.SimpleNamespace(version="'"$PYTHON_VERSION"'"))["p
         return
     fi
     mkdir -p "$(dirname "$cache_file")"
-    cat > "$cache_file" <<'PYTHON'
+    # Written to a temporary name and moved into place, so a concurrent run never reads half a file.
+    cat > "$cache_file.$$" <<'PYTHON'
 """Stand-in for the get-pip.py script ansible-test downloads (that host is unreachable here).
 
 Written by the azure_flex.vmss collection's tests/utils/ansible-test.sh. Installs pip with ensurepip,
@@ -107,7 +108,24 @@ def main():
 if __name__ == "__main__":
     main()
 PYTHON
+    mv -f "$cache_file.$$" "$cache_file"
     echo "Installed the get-pip stand-in for pip $pip_version: $cache_file"
+}
+
+# ansible-test creates ~/.ansible/test/id_rsa on first use, and two runs starting at once race for it
+# (ssh-keygen asks "Overwrite (y/n)?" and fails). Create it here, once, under a lock, in the format
+# ansible-test itself writes (PEM, with the RSA header paramiko expects).
+ensure_ssh_key() {
+    local directory="$HOME/.ansible/test"
+    mkdir -p "$directory"
+    (
+        flock 9
+        if [ ! -f "$directory/id_rsa" ] || [ ! -f "$directory/id_rsa.pub" ]; then
+            rm -f "$directory/id_rsa" "$directory/id_rsa.pub"
+            ssh-keygen -m PEM -q -t rsa -N '' -f "$directory/id_rsa"
+            sed -i -E 's/(BEGIN|END) PRIVATE KEY/\1 RSA PRIVATE KEY/' "$directory/id_rsa"
+        fi
+    ) 9>"$directory/.id_rsa.lock"
 }
 
 # Print, NUL-separated, the checkout files to test: tracked plus untracked-but-not-ignored files.
@@ -135,6 +153,7 @@ stage_collection() {
 }
 
 ansible_test=$(find_ansible_test)
+ensure_ssh_key
 if [ "$ANSIBLE_TEST_ENVIRONMENT" = venv ]; then
     install_get_pip_stand_in "$(ansible_test_python "$ansible_test")"
 fi
