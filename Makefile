@@ -13,6 +13,8 @@ VENV := .venv
 OLD_VENV := .venv-oldsdk
 VPY := $(CURDIR)/$(VENV)/bin/python
 OLD_VPY := $(CURDIR)/$(OLD_VENV)/bin/python
+SHARED_VENV := .venv-shared
+SHARED_VPY := $(CURDIR)/$(SHARED_VENV)/bin/python
 COLLECTIONS := $(CURDIR)/build/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/azure_flex/vmss
 EMU := cd tests/emulator &&
@@ -21,28 +23,40 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv venv-oldsdk collection emulator demo test sanity units test-emulator \
+.PHONY: help venv venv-oldsdk venv-shared integration-shared collection emulator demo test sanity units test-emulator \
         integration integration-oldsdk integrations lint molecule clean
 
 help:
 	@sed -n '2,11p' Makefile
 
-$(VENV)/.installed: requirements.txt tests/requirements-dev.txt
+$(VENV)/.installed: requirements.txt tests/requirements-dev.txt tests/requirements-emulator.txt tests/requirements-newsdk.txt
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -r requirements.txt -r tests/requirements-dev.txt
+	$(VPY) -m pip install -q -r requirements.txt -r tests/requirements-dev.txt -r tests/requirements-newsdk.txt
 	touch $@
 
 venv: $(VENV)/.installed
 
 # The older SDK set (azure.azcollection's pins) with the same test tools.
-$(OLD_VENV)/.installed: tests/requirements-oldsdk.txt tests/requirements-dev.txt
+$(OLD_VENV)/.installed: tests/requirements-oldsdk.txt tests/requirements-dev.txt tests/requirements-emulator.txt
 	test -x $(OLD_VPY) || $(PYTHON) -m venv $(OLD_VENV)
 	$(OLD_VPY) -m pip install -q --upgrade pip
 	$(OLD_VPY) -m pip install -q -r tests/requirements-oldsdk.txt -r tests/requirements-dev.txt
 	touch $@
 
 venv-oldsdk: $(OLD_VENV)/.installed
+
+# The shared execution environment: azure.azcollection's requirements (from the `ansible` package on PyPI,
+# unmodified) and ours, in one venv, installed by one pip command as ansible-builder does.
+$(SHARED_VENV)/.installed: requirements.txt tests/requirements-emulator.txt tests/utils/azcollection.py
+	test -x $(SHARED_VPY) || $(PYTHON) -m venv $(SHARED_VENV)
+	$(SHARED_VPY) -m pip install -q --upgrade pip
+	$(SHARED_VPY) tests/utils/azcollection.py requirements $(SHARED_VENV)/azcollection-requirements.txt
+	$(SHARED_VPY) -m pip install -q -r $(SHARED_VENV)/azcollection-requirements.txt -r requirements.txt \
+	    -r tests/requirements-emulator.txt "ansible-core>=2.16" "pytest>=8.0"
+	touch $@
+
+venv-shared: $(SHARED_VENV)/.installed
 
 # ansible finds the collection through ANSIBLE_COLLECTIONS_PATH=build/collections, a link made here and
 # never committed (build/ is ignored): it is checked on every run, so it always points at this checkout.
@@ -63,9 +77,9 @@ demo: venv collection
 
 test: sanity units test-emulator integrations lint molecule
 
-# Both integration runs at once (each has its own emulator; output is printed per run when it ends).
-integrations: venv venv-oldsdk collection
-	$(MAKE) --no-print-directory --output-sync=target -j2 integration integration-oldsdk
+# The integration runs at once (each has its own emulator; output is printed per run when it ends).
+integrations: venv venv-oldsdk venv-shared collection
+	$(MAKE) --no-print-directory --output-sync=target -j3 integration integration-oldsdk integration-shared
 
 # ansible-lint (production profile, .ansible-lint) on the roles, playbooks and molecule scenarios.
 lint: venv collection
@@ -92,6 +106,9 @@ integration: venv collection
 
 integration-oldsdk: venv-oldsdk collection
 	tests/integration/run.sh $(OLD_VPY)
+
+integration-shared: venv-shared collection
+	tests/shared_env/run.sh $(SHARED_VPY)
 
 clean:
 	rm -rf build tests/output .emulator .pytest_cache

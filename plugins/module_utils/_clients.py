@@ -17,10 +17,11 @@ Both SDK generations the collection supports import from the same paths:
 
 * ``azure.mgmt.compute.ComputeManagementClient``: multi-API in 33.x, single-API from 36; the
   collection passes no ``api_version`` and uses each package's default.
-* ``azure.mgmt.resource.resources.ResourceManagementClient``: present in azure-mgmt-resource 23.x
-  and the only location from 26.0.
-* ``azure.mgmt.resource.locks.ManagementLockClient``: part of azure-mgmt-resource up to 24.x, then
-  the separate azure-mgmt-resource-locks package, which installs into the same namespace.
+* ``azure.mgmt.network.NetworkManagementClient`` and ``azure.mgmt.resourcegraph.ResourceGraphClient``.
+
+The management-locks API is not reached through an SDK package: ``_arm_rest.ManagementLockClient``
+sends its REST calls over azure-mgmt-core's ARM pipeline (see that file for why), built with the same
+options as the SDK clients.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import importlib
 import threading
 
+from ansible_collections.azure_flex.vmss.plugins.module_utils._arm_rest import ManagementLockClient
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import MissingDependencyError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import (
     RetryRules,
@@ -44,29 +46,34 @@ DEFAULT_POLLING_INTERVAL = 5
 
 
 class ServiceSpec:
-    """Where a management client class lives and which pip package provides it."""
+    """Where a management client class lives and which pip package provides it.
 
-    def __init__(self, module_name, class_name, pip_name, takes_subscription=True):
+    ``client_class`` is given for the collection's own REST clients (``_arm_rest``), which import their
+    azure-core dependencies when built.
+    """
+
+    def __init__(self, module_name, class_name, pip_name, takes_subscription=True, client_class=None):
         self.module_name = module_name
         self.class_name = class_name
         self.pip_name = pip_name
         self.takes_subscription = takes_subscription
+        self.client_class = client_class
 
 
 SERVICES = {
     "compute": ServiceSpec("azure.mgmt.compute", "ComputeManagementClient", "azure-mgmt-compute"),
     "network": ServiceSpec("azure.mgmt.network", "NetworkManagementClient", "azure-mgmt-network"),
-    "locks": ServiceSpec("azure.mgmt.resource.locks", "ManagementLockClient",
-                         "azure-mgmt-resource-locks (or azure-mgmt-resource older than 25.0.0)"),
+    "locks": ServiceSpec(None, "ManagementLockClient", "azure-mgmt-core", client_class=ManagementLockClient),
     "resource_graph": ServiceSpec("azure.mgmt.resourcegraph", "ResourceGraphClient", "azure-mgmt-resourcegraph",
                                   takes_subscription=False),
-    "resources": ServiceSpec("azure.mgmt.resource.resources", "ResourceManagementClient", "azure-mgmt-resource"),
 }
 
 
 def import_client_class(service):
     """Import and return the client class of ``service`` (a key of ``SERVICES``)."""
     spec = SERVICES[service]
+    if spec.client_class is not None:
+        return spec.client_class
     try:
         module = importlib.import_module(spec.module_name)
         return getattr(module, spec.class_name)
@@ -103,9 +110,6 @@ class AzureClients:
 
     def resource_graph(self):
         return self.client("resource_graph")
-
-    def resources(self):
-        return self.client("resources")
 
     def client(self, service):
         """Return the client for ``service``, building it on first use."""

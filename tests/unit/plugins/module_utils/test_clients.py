@@ -134,7 +134,6 @@ def test_every_request_goes_to_the_cloud_with_its_scope_and_user_agent():
 @pytest.mark.parametrize("service, call, body", [
     ("network", lambda client: client.load_balancers.get("rg1", "lb1"), {"name": "lb1"}),
     ("locks", lambda client: list(client.management_locks.list_at_resource_group_level("rg1")), {"value": []}),
-    ("resources", lambda client: client.resource_groups.get("rg1"), {"name": "rg1", "location": "westeurope"}),
 ])
 def test_each_service_client_uses_the_cloud(service, call, body):
     clients, adapter, _sleeps = clients_over([reply(200, body)])
