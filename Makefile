@@ -14,6 +14,7 @@ OLD_VENV := .venv-oldsdk
 VPY := $(CURDIR)/$(VENV)/bin/python
 OLD_VPY := $(CURDIR)/$(OLD_VENV)/bin/python
 SHARED_VENV := .venv-shared
+PUBLISH_VENV := .venv-publish
 SHARED_VPY := $(CURDIR)/$(SHARED_VENV)/bin/python
 COLLECTIONS := $(CURDIR)/build/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/azure_flex/vmss
@@ -23,7 +24,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv venv-oldsdk venv-shared integration-shared collection emulator demo test sanity units test-emulator \
+.PHONY: help venv venv-oldsdk venv-shared integration-shared build publish-check collection emulator demo test sanity units test-emulator \
         integration integration-oldsdk integrations lint molecule clean
 
 help:
@@ -58,6 +59,21 @@ $(SHARED_VENV)/.installed: requirements.txt tests/requirements-emulator.txt test
 
 venv-shared: $(SHARED_VENV)/.installed
 
+# galaxy-importer, ansible-builder, antsibull-docs/-changelog and pandoc, for the publishing checks.
+$(PUBLISH_VENV)/.installed: tests/publish/requirements.txt
+	test -x $(PUBLISH_VENV)/bin/python || $(PYTHON) -m venv $(PUBLISH_VENV)
+	$(PUBLISH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PUBLISH_VENV)/bin/python -m pip install -q -r tests/publish/requirements.txt
+	touch $@
+
+# The release tarball (dist/), with the docsite written from docs/*.md, after every publishing check passed:
+# galaxy-importer, antsibull-docs, antsibull-changelog lint, ansible-builder create.
+build: $(PUBLISH_VENV)/.installed
+	tests/publish/check.sh $(CURDIR)/$(PUBLISH_VENV)/bin $(CURDIR)/dist
+
+publish-check: $(PUBLISH_VENV)/.installed
+	tests/publish/check.sh $(CURDIR)/$(PUBLISH_VENV)/bin
+
 # ansible finds the collection through ANSIBLE_COLLECTIONS_PATH=build/collections, a link made here and
 # never committed (build/ is ignored): it is checked on every run, so it always points at this checkout.
 collection:
@@ -75,7 +91,7 @@ demo: venv collection
 	    $(if $(SCENARIO),--scenario $(abspath $(SCENARIO))) -- \
 	    $(CURDIR)/$(VENV)/bin/ansible-playbook -e ansible_python_interpreter=$(VPY) $(DEMO_ARGS) $(CURDIR)/playbooks/demo.yml
 
-test: sanity units test-emulator integrations lint molecule
+test: sanity units test-emulator integrations lint molecule publish-check
 
 # The integration runs at once (each has its own emulator; output is printed per run when it ends).
 integrations: venv venv-oldsdk venv-shared collection
@@ -111,4 +127,4 @@ integration-shared: venv-shared collection
 	tests/shared_env/run.sh $(SHARED_VPY)
 
 clean:
-	rm -rf build tests/output .emulator .pytest_cache
+	rm -rf build dist tests/output .emulator .pytest_cache

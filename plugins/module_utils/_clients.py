@@ -39,7 +39,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import
 
 COLLECTION_NAME = "azure_flex.vmss"
 # Keep in step with galaxy.yml (a unit test checks it); it is sent in the User-Agent header.
-COLLECTION_VERSION = "0.1.0"
+COLLECTION_VERSION = "0.2.0"
 USER_AGENT = "%s/%s" % (COLLECTION_NAME, COLLECTION_VERSION)
 
 DEFAULT_POLLING_INTERVAL = 5
