@@ -83,9 +83,16 @@ EXAMPLES = r"""
   azure_flex.vmss.flex_list_instances:
   register: all_members
 
+- name: Read application health (only the compute API has it; Resource Graph rows carry no health)
+  azure_flex.vmss.flex_list_instances:
+    resource_group: web-rg
+    scale_set: web
+    member_source: compute
+  register: web_health
+
 - name: Names of the unhealthy members
   ansible.builtin.debug:
-    msg: "{{ web_members.instances | selectattr('health', 'equalto', 'unhealthy') | map(attribute='name') }}"
+    msg: "{{ web_health.instances | selectattr('health', 'equalto', 'unhealthy') | map(attribute='name') }}"
 
 # Ad-hoc, with credentials in the environment:
 # ansible localhost -m azure_flex.vmss.flex_list_instances -a "resource_group=web-rg scale_set=web"
