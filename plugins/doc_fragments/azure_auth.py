@@ -18,14 +18,16 @@ options:
     description:
       - Where the credentials come from.
       - V(auto) uses the first of the following that applies.
-      - 1. A O(secret) option given on the task (service principal).
+      - 1. A O(secret) option given on the task (service principal), or a O(client_certificate_path) option
+        (service principal with a certificate).
       - 2. A O(profile) option given on the task (that profile of C(~/.azure/credentials)).
-      - 3. A secret in E(AZURE_SECRET) or E(AZURE_CLIENT_SECRET) (service principal from the environment).
+      - 3. A secret in E(AZURE_SECRET) or E(AZURE_CLIENT_SECRET) (service principal from the environment), else
+        a certificate in E(AZURE_CLIENT_CERTIFICATE_PATH) or E(AZURE_X509_CERTIFICATE_PATH).
       - 4. The profile named by E(AZURE_PROFILE), or the C(default) profile, if C(~/.azure/credentials) has it.
       - 5. E(AZURE_FEDERATED_TOKEN_FILE) together with a client ID and a tenant (workload identity).
       - 6. Managed identity, then the Azure CLI login, tried in that order when a token is first needed.
-      - V(env) uses a service principal from O(client_id), O(secret) and O(tenant), each falling back to its
-        environment variables.
+      - V(env) uses a service principal from O(client_id), O(secret) (or O(client_certificate_path)) and
+        O(tenant), each falling back to its environment variables.
       - V(credential_file) uses a profile of C(~/.azure/credentials) (see O(profile)).
       - V(cli) uses the account the Azure CLI is logged in with (C(az login)).
       - V(msi) uses the managed identity of the machine running the module; set O(client_id) for a
@@ -60,6 +62,26 @@ options:
       - Client secret of the service principal.
       - If not set, E(AZURE_SECRET), then E(AZURE_CLIENT_SECRET).
       - Cannot be combined with O(profile).
+    type: str
+  client_certificate_path:
+    description:
+      - Path of the certificate of a service principal that authenticates with a certificate instead of a
+        secret. A PEM file holding the private key and the certificate, or a PKCS#12 (C(.pfx)) file.
+      - If not set, E(AZURE_CLIENT_CERTIFICATE_PATH), then E(AZURE_X509_CERTIFICATE_PATH).
+      - Cannot be combined with O(secret) or O(profile).
+    type: path
+    aliases: [x509_certificate_path]
+  client_certificate_password:
+    description:
+      - Password of the private key in O(client_certificate_path), when it is encrypted.
+      - If not set, E(AZURE_CLIENT_CERTIFICATE_PASSWORD).
+    type: str
+  thumbprint:
+    description:
+      - SHA-1 thumbprint (hexadecimal) the certificate in O(client_certificate_path) must have.
+      - Optional, as Azure identifies the certificate by itself. When given, a different certificate fails the
+        task before any request.
+      - If not set, E(AZURE_THUMBPRINT).
     type: str
   profile:
     description:

@@ -61,6 +61,10 @@ ENV_PROFILE = ("AZURE_PROFILE",)
 ENV_CLOUD_ENVIRONMENT = ("AZURE_CLOUD_ENVIRONMENT",)
 ENV_CA_BUNDLE = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 ENV_FEDERATED_TOKEN_FILE = ("AZURE_FEDERATED_TOKEN_FILE",)
+# Certificate service principals: azure-identity's names first, then azure.azcollection's.
+ENV_CLIENT_CERTIFICATE_PATH = ("AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_X509_CERTIFICATE_PATH")
+ENV_CLIENT_CERTIFICATE_PASSWORD = ("AZURE_CLIENT_CERTIFICATE_PASSWORD",)
+ENV_THUMBPRINT = ("AZURE_THUMBPRINT",)
 ENV_AUTHORITY_HOST = ("AZURE_AUTHORITY_HOST",)
 
 AUTH_ARGUMENT_SPEC = dict(
@@ -69,16 +73,22 @@ AUTH_ARGUMENT_SPEC = dict(
     tenant=dict(type="str"),
     client_id=dict(type="str"),
     secret=dict(type="str", no_log=True),
+    client_certificate_path=dict(type="path", aliases=["x509_certificate_path"]),
+    client_certificate_password=dict(type="str", no_log=True),
+    thumbprint=dict(type="str"),
     profile=dict(type="str"),
     cloud_environment=dict(type="str"),
     ca_bundle=dict(type="path"),
 )
 
-# A profile brings its own secret; a task giving both is ambiguous.
-AUTH_MUTUALLY_EXCLUSIVE = [("profile", "secret")]
+# A profile brings its own secret; a task giving both is ambiguous. A service principal uses a secret or a
+# certificate, not both.
+AUTH_MUTUALLY_EXCLUSIVE = [("profile", "secret"), ("profile", "client_certificate_path"),
+                           ("secret", "client_certificate_path")]
 
 # Resolved credential sources (what was actually chosen, as opposed to the auth_source option).
 SOURCE_SERVICE_PRINCIPAL = "service_principal"
+SOURCE_CERTIFICATE = "certificate"
 SOURCE_CREDENTIAL_FILE = "credential_file"
 SOURCE_WORKLOAD_IDENTITY = "workload_identity"
 SOURCE_MANAGED_IDENTITY = "msi"
@@ -288,8 +298,13 @@ class AuthSettings:
     """Everything needed to build a credential, and where it came from. Holds no SDK objects."""
 
     def __init__(self, source, subscription_id, cloud_environment, tenant=None, client_id=None, secret=None,
-                 federated_token_file=None, authority_host=None, ca_bundle=None, profile=None):
+                 federated_token_file=None, authority_host=None, ca_bundle=None, profile=None, certificate_path=None,
+                 certificate_password=None, thumbprint=None):
         self.source = source
+        self.certificate_path = certificate_path
+        self.certificate_data = None
+        self.certificate_password = certificate_password
+        self.thumbprint = thumbprint
         self.subscription_id = subscription_id
         self.cloud_environment = cloud_environment
         self.tenant = tenant
@@ -341,11 +356,15 @@ def resolve_auth_settings(params, environ=None, credential_file=DEFAULT_CREDENTI
     ``auth_source: auto`` takes the first of:
 
     1. a ``secret`` task option: service principal (``client_id``, ``tenant`` from options or env);
+       a ``client_certificate_path`` task option: service principal with a certificate;
     2. a ``profile`` task option: that profile of the credential file;
-    3. a secret in the environment: service principal from the environment;
+    3. a secret in the environment: service principal from the environment; else a certificate path there;
     4. the ``AZURE_PROFILE`` (or ``default``) profile, if the credential file has it;
     5. ``AZURE_FEDERATED_TOKEN_FILE`` with a client and tenant id: workload identity;
     6. managed identity, then the Azure CLI login (tried in that order when a token is needed).
+
+    ``auth_source: env`` is a service principal from options and environment: with a secret if one is
+    given, else with a certificate.
     """
     inputs = _Inputs(params, os.environ if environ is None else environ)
     requested = inputs.option("auth_source") or "auto"
@@ -353,8 +372,12 @@ def resolve_auth_settings(params, environ=None, credential_file=DEFAULT_CREDENTI
         source, profile = _choose_automatically(inputs, credential_file)
     elif requested == "credential_file":
         source, profile = SOURCE_CREDENTIAL_FILE, _load_profile(inputs, credential_file, required=True)
+    elif requested == "env":
+        with_certificate = inputs.value("secret", ENV_SECRET) is None and \
+            inputs.value("client_certificate_path", ENV_CLIENT_CERTIFICATE_PATH) is not None
+        source, profile = (SOURCE_CERTIFICATE if with_certificate else SOURCE_SERVICE_PRINCIPAL), None
     elif requested in AUTH_SOURCES:
-        source = {"env": SOURCE_SERVICE_PRINCIPAL, "msi": SOURCE_MANAGED_IDENTITY}.get(requested, requested)
+        source = {"msi": SOURCE_MANAGED_IDENTITY}.get(requested, requested)
         profile = None
     else:
         raise InvalidInputError("auth_source must be one of %s, got %r" % (", ".join(AUTH_SOURCES), requested))
@@ -365,10 +388,14 @@ def _choose_automatically(inputs, credential_file):
     """Return ``(source, profile)`` following the precedence documented in ``resolve_auth_settings``."""
     if inputs.option("secret") is not None:
         return SOURCE_SERVICE_PRINCIPAL, None
+    if inputs.option("client_certificate_path") is not None:
+        return SOURCE_CERTIFICATE, None
     if inputs.option("profile") is not None:
         return SOURCE_CREDENTIAL_FILE, _load_profile(inputs, credential_file, required=True)
     if inputs.env(ENV_SECRET) is not None:
         return SOURCE_SERVICE_PRINCIPAL, None
+    if inputs.env(ENV_CLIENT_CERTIFICATE_PATH) is not None:
+        return SOURCE_CERTIFICATE, None
     # A profile named in AZURE_PROFILE must exist; the implicit "default" profile is optional.
     profile = _load_profile(inputs, credential_file, required=inputs.env(ENV_PROFILE) is not None)
     if profile is not None:
@@ -411,6 +438,19 @@ def _settings_for(source, inputs, profile):
         settings.secret = inputs.value("secret", ENV_SECRET)
         _require_present(settings, ("client_id", "secret", "tenant"), "a service principal",
                          env_hint={"client_id": ENV_CLIENT_ID, "secret": ENV_SECRET, "tenant": ENV_TENANT})
+    if source == SOURCE_CERTIFICATE:
+        settings.certificate_path = inputs.value("client_certificate_path", ENV_CLIENT_CERTIFICATE_PATH)
+        settings.certificate_password = inputs.value("client_certificate_password", ENV_CLIENT_CERTIFICATE_PASSWORD)
+        settings.thumbprint = inputs.value("thumbprint", ENV_THUMBPRINT)
+        _require_present(settings, ("client_id", "tenant"), "a certificate service principal",
+                         env_hint={"client_id": ENV_CLIENT_ID, "tenant": ENV_TENANT})
+        settings.certificate_path = os.path.expanduser(settings.certificate_path)
+        if not os.path.isfile(settings.certificate_path):
+            raise InvalidInputError("The client certificate %s does not exist (client_certificate_path, "
+                                    "AZURE_CLIENT_CERTIFICATE_PATH)" % settings.certificate_path)
+        # Read and checked now, so a wrong file fails before any request (even the cloud metadata read).
+        settings.certificate_data = read_client_certificate(settings.certificate_path, settings.certificate_password,
+                                                            settings.thumbprint)
     if source == SOURCE_WORKLOAD_IDENTITY:
         settings.federated_token_file = inputs.env(ENV_FEDERATED_TOKEN_FILE)
         _require_workload_identity(settings)
@@ -478,6 +518,12 @@ def build_credential(settings, cloud):
             return identity.ClientSecretCredential(
                 tenant, settings.client_id, settings.secret, authority=authority,
                 disable_instance_discovery=_authority_host(authority) not in KNOWN_AUTHORITY_HOSTS, **tls)
+        if settings.source == SOURCE_CERTIFICATE:
+            return identity.CertificateCredential(
+                tenant, settings.client_id, certificate_data=settings.certificate_data,
+                password=settings.certificate_password,
+                authority=authority,
+                disable_instance_discovery=_authority_host(authority) not in KNOWN_AUTHORITY_HOSTS, **tls)
         if settings.source == SOURCE_WORKLOAD_IDENTITY:
             return identity.WorkloadIdentityCredential(
                 tenant_id=tenant, client_id=settings.client_id, token_file_path=settings.federated_token_file,
@@ -494,6 +540,49 @@ def build_credential(settings, cloud):
         # azure-identity validates tenant ids and authorities eagerly; these are input errors.
         raise InvalidInputError("Invalid credential settings: %s" % exc) from exc
     raise InvalidInputError("Unknown credential source %r" % settings.source)
+
+
+def read_client_certificate(path, password=None, thumbprint=None):
+    """The bytes of a client certificate file (PEM with key and certificate, or PKCS#12), checked.
+
+    Checked here so a wrong file fails the task before any request with a message that names it, never
+    its content: it must hold a private key and a certificate, and, when ``thumbprint`` is given (as
+    azure.azcollection's ``thumbprint`` option and ``AZURE_THUMBPRINT``), the certificate's SHA-1 thumbprint
+    must be that one.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except (IOError, OSError) as exc:
+        raise InvalidInputError("Cannot read the client certificate %s: %s" % (path, exc.strerror)) from None
+    try:
+        # pylint: disable=import-outside-toplevel
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.serialization import pkcs12
+    except ImportError as exc:
+        raise MissingDependencyError("cryptography", exc) from exc
+    secret = password.encode("utf-8") if password else None
+    try:
+        if b"-----BEGIN" in data:
+            key = serialization.load_pem_private_key(data, secret)
+            certificate = x509.load_pem_x509_certificate(data)
+        else:
+            key, certificate, _chain = pkcs12.load_key_and_certificates(data, secret)
+    except (ValueError, TypeError):
+        # The parser's message may quote the file; say what is wrong without it.
+        raise InvalidInputError(
+            "The client certificate %s must hold the private key and the certificate, PEM or PKCS#12 (.pfx), "
+            "with client_certificate_password when the key is encrypted" % path) from None
+    if key is None or certificate is None:
+        raise InvalidInputError("The client certificate %s must hold both the private key and the certificate" % path)
+    if thumbprint:
+        actual = certificate.fingerprint(hashes.SHA1()).hex().upper()  # nosec - Azure's certificate thumbprint is SHA-1
+        wanted = re.sub(r"[^0-9A-Fa-f]", "", thumbprint).upper()
+        if actual != wanted:
+            raise InvalidInputError("The client certificate %s has thumbprint %s, not %s (thumbprint, AZURE_THUMBPRINT)"
+                                    % (path, actual, wanted))
+    return data
 
 
 def _cli_credential(identity, tenant):

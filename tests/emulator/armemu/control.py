@@ -3,6 +3,7 @@
     GET    /_emulator/health                 readiness
     POST   /_emulator/reset                  body: a scenario (JSON or YAML); empty = the startup scenario
     GET    /_emulator/scenario               the scenario now loaded
+    PUT    /_emulator/clients/{client_id}    add an application: {"secret": ...} or {"certificate": PEM}
     GET|PUT /_emulator/settings              PUT merges (durations are merged key by key)
     GET|POST|DELETE /_emulator/faults        list / add one rule / clear all
     PUT    /_emulator/vms/{name}/health      {"state": "unhealthy", "after_restart": false}
@@ -79,6 +80,10 @@ def _dispatch(state, method, parts, query, body):
         scenario.load(state, spec)
         return Reply(200, {"status": "reset", "generation": state.generation,
                            "resources": len(state.resources)})
+    if head == "clients" and len(parts) == 2 and method == "PUT":
+        spec = dict(_json_body(body), client_id=parts[1])
+        scenario.register_client(state, spec)
+        return Reply(200, {"client_id": parts[1], "certificates": len(state.clients[parts[1].lower()]["certificates"])})
     if head == "scenario" and method == "GET":
         return Reply(200, state.scenario)
     if head == "settings":

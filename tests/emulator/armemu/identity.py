@@ -190,7 +190,11 @@ def token(ctx):
                           "Application with identifier '%s' was not found in the directory '%s'."
                           % (client_id, tenant))
     if "client_assertion" in form:
-        if not client.get("federated") or not form.get("client_assertion"):
+        if client.get("certificates"):
+            refusal = _check_certificate_assertion(form.get("client_assertion", ""), client, client_id, tenant)
+            if refusal is not None:
+                return refusal
+        elif not client.get("federated") or not form.get("client_assertion"):
             return _aad_error(401, "invalid_client", 700213,
                               "No matching federated identity record found for presented assertion.")
     elif not client.get("secret") or not hmac.compare_digest(form.get("client_secret", ""), client["secret"]):
@@ -213,3 +217,69 @@ def token(ctx):
     lifetime = int(state.settings["token_lifetime"])
     return ok({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
                "access_token": issue_token(state.audience, state.tenant_id, client_id, lifetime)})
+
+
+# -- certificate credentials (private_key_jwt) --------------------------------------------------------
+
+def certificate_thumbprints(pem):
+    """``(sha1, sha256)`` of a PEM certificate, as the ``x5t`` / ``x5t#S256`` JWT headers carry them."""
+    from cryptography import x509  # pylint: disable=import-outside-toplevel
+    from cryptography.hazmat.primitives import hashes  # pylint: disable=import-outside-toplevel
+
+    certificate = x509.load_pem_x509_certificate(pem.encode("ascii") if isinstance(pem, str) else pem)
+    return certificate.fingerprint(hashes.SHA1()), certificate.fingerprint(hashes.SHA256())  # nosec - Entra's x5t
+
+
+def _check_certificate_assertion(assertion, client, client_id, tenant):
+    """Entra ID's checks of a client assertion signed with an application's certificate; None when it passes.
+
+    The assertion is a JWT (RS256 or PS256) whose ``x5t`` (SHA-1) or ``x5t#S256`` header names one of the
+    application's registered certificates, signed with that certificate's key, with ``iss`` and ``sub`` the
+    client id, ``aud`` this tenant's token endpoint, and a valid time range.
+    """
+    # pylint: disable=import-outside-toplevel
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    try:
+        head, body, signature = assertion.split(".")
+        header = json.loads(_unb64(head))
+        claims = json.loads(_unb64(body))
+        signature = _unb64(signature)
+    except (ValueError, TypeError):
+        return _aad_error(400, "invalid_request", 50027, "JWT token is invalid or malformed.")
+    registered = None
+    for pem in client["certificates"]:
+        sha1, sha256 = certificate_thumbprints(pem)
+        if header.get("x5t#S256") and _unb64(header["x5t#S256"]) == sha256 or \
+                header.get("x5t") and _unb64(header["x5t"]) == sha1:
+            registered = pem
+            break
+    if registered is None:
+        return _aad_error(401, "invalid_client", 700027,
+                          "Client assertion failed signature validation. The certificate with identifier used to sign "
+                          "the client assertion is not registered on application '%s'." % client_id)
+    public_key = x509.load_pem_x509_certificate(registered.encode("ascii")).public_key()
+    schemes = {"RS256": padding.PKCS1v15(),
+               "PS256": padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)}
+    scheme = schemes.get(header.get("alg"))
+    if scheme is None:
+        return _aad_error(400, "invalid_request", 5002738, "Unsupported client assertion algorithm %r."
+                          % header.get("alg"))
+    try:
+        public_key.verify(signature, (head + "." + body).encode("ascii"), scheme, hashes.SHA256())
+    except InvalidSignature:
+        return _aad_error(401, "invalid_client", 700027, "Client assertion failed signature validation.")
+    now = time.time()
+    if claims.get("iss") != client_id or claims.get("sub") != client_id:
+        return _aad_error(401, "invalid_client", 700021, "Client assertion application identifier doesn't match "
+                          "'client_id' parameter.")
+    if not str(claims.get("aud", "")).rstrip("/").lower().endswith("/%s/oauth2/v2.0/token" % tenant.lower()):
+        return _aad_error(401, "invalid_client", 700212, "Client assertion audience claim does not match the "
+                          "token endpoint of tenant '%s'." % tenant)
+    if not isinstance(claims.get("exp"), (int, float)) or claims["exp"] < now - 300 or \
+            claims.get("nbf", now) > now + 300:
+        return _aad_error(401, "invalid_client", 700024, "Client assertion is not within its valid time range.")
+    return None

@@ -82,11 +82,23 @@ def load(state, spec):
     except (KeyError, ValueError) as exc:
         raise ScenarioError("invalid subscription: %s" % exc)
     for client in spec.get("clients") or [DEFAULT_CLIENT]:
-        state.clients[client["client_id"].lower()] = {"secret": client.get("secret"),
-                                                      "federated": bool(client.get("federated"))}
+        register_client(state, client)
     for group in spec.get("resource_groups") or []:
         _load_group(state, group, default_sub)
     return state
+
+
+def register_client(state, client):
+    """Add (or replace) an application: a secret, a federated credential, or certificates (PEM, one or a list)."""
+    certificates = client.get("certificates") or ([client["certificate"]] if client.get("certificate") else [])
+    try:
+        for pem in certificates:
+            identity.certificate_thumbprints(pem)
+    except ValueError as exc:
+        raise ScenarioError("client %s: invalid certificate: %s" % (client.get("client_id"), exc))
+    state.clients[str(client["client_id"]).lower()] = {"secret": client.get("secret"),
+                                                      "federated": bool(client.get("federated")),
+                                                      "certificates": list(certificates)}
 
 
 def _load_group(state, group, default_sub):

@@ -534,3 +534,95 @@ def test_cloud_endpoints_to_dict():
 
     assert cloud.to_dict() == {"name": "X", "resource_manager": "https://arm.x", "login_endpoint": "https://login.x",
                                "audience": "https://arm.x/", "identity_provider": "AAD"}
+
+
+# -- certificate service principals ---------------------------------------------------------------------
+
+def _certificate_files(tmp_path, password=None):
+    """A PEM key+certificate file (optionally with an encrypted key) and a PKCS#12 file of the same pair."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "unit-test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+                   .sign(key, hashes.SHA256()))
+    encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
+    pem = tmp_path / "sp.pem"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+                    + certificate.public_bytes(serialization.Encoding.PEM))
+    pfx = tmp_path / "sp.pfx"
+    pfx.write_bytes(pkcs12.serialize_key_and_certificates(b"sp", key, certificate, None, encryption))
+    return str(pem), str(pfx), certificate.fingerprint(hashes.SHA1()).hex().upper()
+
+
+CERT_ENV = {"AZURE_SUBSCRIPTION_ID": SUB, "AZURE_CLIENT_ID": "cert-app", "AZURE_TENANT": "cert-tenant"}
+
+
+def test_a_certificate_option_gives_a_certificate_service_principal(tmp_path, no_file):
+    pem, _pfx, _thumbprint = _certificate_files(tmp_path)
+
+    settings = resolve_auth_settings(params(client_certificate_path=pem), CERT_ENV, no_file)
+
+    assert (settings.source, settings.client_id, settings.tenant, settings.certificate_path) == (
+        "certificate", "cert-app", "cert-tenant", pem)
+
+
+@pytest.mark.parametrize("variable", ["AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_X509_CERTIFICATE_PATH"])
+def test_a_certificate_in_the_environment_is_used_when_there_is_no_secret(tmp_path, no_file, variable):
+    pem, _pfx, _thumbprint = _certificate_files(tmp_path)
+    environ = dict(CERT_ENV, **{variable: pem})
+
+    assert resolve_auth_settings(params(), environ, no_file).source == "certificate"
+    assert resolve_auth_settings(params(auth_source="env"), environ, no_file).source == "certificate"
+    # A secret in the environment wins, as the precedence documents.
+    assert resolve_auth_settings(params(), dict(environ, AZURE_SECRET="s"), no_file).source == "service_principal"
+
+
+def test_a_missing_certificate_file_is_an_input_error(no_file):
+    with pytest.raises(InvalidInputError) as caught:
+        resolve_auth_settings(params(client_certificate_path="/nonexistent/sp.pem"), CERT_ENV, no_file)
+
+    assert "/nonexistent/sp.pem does not exist" in caught.value.msg
+
+
+@pytest.mark.parametrize("kind", ["pem", "pfx"])
+def test_the_certificate_is_read_and_its_thumbprint_checked(tmp_path, kind):
+    pem, pfx, thumbprint = _certificate_files(tmp_path, password="pw")
+    path = pem if kind == "pem" else pfx
+
+    assert _auth.read_client_certificate(path, "pw", thumbprint.lower()) == open(path, "rb").read()
+    with pytest.raises(InvalidInputError) as caught:
+        _auth.read_client_certificate(path, "pw", "00" * 20)
+    assert "has thumbprint %s, not %s" % (thumbprint, "00" * 20) in caught.value.msg
+
+
+def test_a_wrong_password_or_a_certificate_without_its_key_fails_without_showing_the_file(tmp_path):
+    pem, _pfx, _thumbprint = _certificate_files(tmp_path, password="right")
+    with pytest.raises(InvalidInputError) as caught:
+        _auth.read_client_certificate(pem, "wrong")
+    assert "must hold the private key and the certificate" in caught.value.msg
+    assert "BEGIN" not in caught.value.msg
+
+    only_certificate = tmp_path / "cert-only.pem"
+    only_certificate.write_text(open(pem).read().split("-----END ENCRYPTED PRIVATE KEY-----\n")[1])
+    with pytest.raises(InvalidInputError):
+        _auth.read_client_certificate(str(only_certificate))
+
+
+def test_build_credential_gives_a_certificate_credential(tmp_path, no_file):
+    from azure.identity import CertificateCredential
+
+    pem, _pfx, thumbprint = _certificate_files(tmp_path)
+    settings = resolve_auth_settings(params(client_certificate_path=pem, thumbprint=thumbprint), CERT_ENV, no_file)
+
+    credential = build_credential(settings, known_cloud("AzureCloud"))
+
+    assert isinstance(credential, CertificateCredential)
