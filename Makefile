@@ -24,7 +24,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv venv-oldsdk venv-shared integration-shared examples build publish-check collection emulator demo test sanity units test-emulator \
+.PHONY: help venv venv-oldsdk venv-shared integration-shared examples check-tree build publish-check collection emulator demo test sanity units test-emulator \
         integration integration-oldsdk integrations lint molecule clean
 
 help:
@@ -94,7 +94,11 @@ demo: venv collection
 	    $(if $(SCENARIO),--scenario $(abspath $(SCENARIO))) -- \
 	    $(CURDIR)/$(VENV)/bin/ansible-playbook -e ansible_python_interpreter=$(VPY) $(DEMO_ARGS) $(CURDIR)/playbooks/demo.yml
 
-test: sanity units test-emulator integrations examples lint molecule publish-check
+test: check-tree sanity units test-emulator integrations examples lint molecule publish-check
+
+# Only sources are tracked, and Ansible runs this checkout's code (not another one's through a stale link).
+check-tree: venv collection
+	tests/utils/check-tree.sh $(VPY)
 
 # The integration runs at once (each has its own emulator; output is printed per run when it ends).
 integrations: venv venv-oldsdk venv-shared collection

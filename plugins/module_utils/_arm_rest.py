@@ -87,8 +87,7 @@ class ArmRestClient:
         """Every item of a listing, following ``nextLink`` (an absolute URL that carries its own query)."""
         page = self.send("GET", path, api_version, query=query)
         while True:
-            for item in (page or {}).get("value") or []:
-                yield item
+            yield from (page or {}).get("value") or []
             next_link = (page or {}).get("nextLink")
             if not next_link:
                 return

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: Contributors to the azure_flex.vmss collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -54,10 +53,12 @@ def rewrite_links(markdown, guide_names, repository, source_dir):
 
 def to_rst(markdown):
     rst = pypandoc.convert_text(markdown, "rst", format="gfm-gfm_auto_identifiers", extra_args=["--wrap=preserve"])
+
     # Guide links were written as "guide:<name>" targets: make them docsite references.
-    rst = re.sub(r"`([^`<]+?) <guide:([a-z_-]+)>`__", lambda m: ":ref:`%s <%s%s>`" % (m.group(1).strip(),
-                                                                                     LABEL_PREFIX, m.group(2)), rst)
-    return rst
+    def reference(match):
+        return ":ref:`%s <%s%s>`" % (match.group(1).strip(), LABEL_PREFIX, match.group(2))
+
+    return re.sub(r"`([^`<]+?) <guide:([a-z_-]+)>`__", reference, rst)
 
 
 def main(argv):
