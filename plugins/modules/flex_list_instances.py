@@ -53,6 +53,12 @@ options:
       - Needs C(Microsoft.Authorization/locks/read), which the Reader role includes.
     type: bool
     default: false
+  include_latest_model:
+    description:
+      - Add whether each member runs its scale set's latest model (RV(instances[].latest_model)), from the scale
+        set's instance list (one more request per 100 members of each scale set).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - azure_flex.vmss.azure_auth
   - azure_flex.vmss.selection
@@ -166,6 +172,14 @@ instances:
           (see M(azure_flex.vmss.flex_instance_action) O(azure_flex.vmss.flex_instance_action#module:action=perform_maintenance)).
         - Null with O(member_source=resource_graph), which does not carry it.
       type: bool
+    latest_model:
+      description:
+        - Whether the member runs the scale set's latest model (image, size, extensions of the scale set's
+          C(virtualMachineProfile)); after a model change, members are brought to it by the upgrade policy (see
+          M(azure_flex.vmss.flex_upgrade_policy)) or by a manual upgrade.
+        - Null when Azure's instance list of the Flexible scale set does not say (C(latestModelApplied) absent).
+      type: bool
+      returned: with O(include_latest_model=true)
     protection:
       description:
         - The member's effective protection, from its own locks and those inherited from its resource group and
@@ -238,6 +252,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import 
     validate_resource_group_name,
     validate_vm_name,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._upgrades import UpgradeClient
 
 
 def argument_spec():
@@ -247,6 +262,7 @@ def argument_spec():
         scale_sets=dict(type="list", elements="str"),
         include_network=dict(type="bool", default=True),
         include_protection=dict(type="bool", default=False),
+        include_latest_model=dict(type="bool", default=False),
     )
     return spec
 
@@ -321,12 +337,16 @@ def run(module):
                          zones=params.get("zones"), fault_domains=params.get("fault_domains"),
                          tags=params.get("tags"), member_source=params["member_source"])
     instances, scale_sets = [], []
+    compute = module.clients.compute() if params["include_latest_model"] else None
     for ref in refs:
         criteria = SelectionCriteria(scale_set_id=ref.id, **criteria_base)
         selection = selector.select(criteria)
         members = filter_members(selection.members, criteria)
+        latest = UpgradeClient(compute, ref).latest_model_by_member() if compute is not None and members else {}
         for member in members:
             member["scale_set"] = selection.scale_set["name"]
+            if compute is not None:
+                member["latest_model"] = latest.get((member["name"] or "").lower())
         instances.extend(members)
         summary_keys = ("id", "name", "resource_group", "location", "platform_fault_domain_count", "zones")
         summary = {key: selection.scale_set.get(key) for key in summary_keys}
