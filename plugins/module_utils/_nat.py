@@ -852,6 +852,8 @@ def _staging_range(request, lb, frontend_id, protocol, final, size, staging_name
         raise InvalidInputError("No free range of %d ports on this frontend for the staging rule of the migration (it "
                                 "bridges the members while their V1 rules are removed); narrow the final range" % size)
     return span
+
+
 def _migrated_properties(request, frontend_id, pool, sources, current):
     """The V2 rule's properties (without its range), from the V1 rules, which must agree on them."""
     if current is not None and not sources:

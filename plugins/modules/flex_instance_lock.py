@@ -175,8 +175,8 @@ instances:
       type: bool
     native:
       description:
-        - With the native mechanism, the member's protection policy after the task (predicted in check mode):
-          C(protect_from_scale_in), C(protect_from_scale_set_actions).
+        - With the native mechanism, the member's protection policy after the task (predicted in check mode), with
+          C(protect_from_scale_in) and C(protect_from_scale_set_actions).
       type: dict
       returned: with the native mechanism
     lock:

@@ -377,8 +377,8 @@ def migrate(**overrides):
     return nat.NatRequest.from_params(params)
 
 
-def members(names=NAMES):
-    return [member(name) for name in names]
+def members(names=None):
+    return [member(name) for name in names or NAMES]
 
 
 def v1_world(pool_order=("web_c", "web_a", "web_b"), extra_rules=()):

@@ -137,8 +137,8 @@ def test_views():
 
 
 def test_model_counts():
-    assert upgrades.model_counts({"a": True, "b": False, "c": None, "d": True}) == {"latest": 2, "behind": 1,
-                                                                                  "unknown": 1}
+    counts = upgrades.model_counts({"a": True, "b": False, "c": None, "d": True})
+    assert counts == {"latest": 2, "behind": 1, "unknown": 1}
 
 
 def rolling(code="RollingForward", error=None, **progress):
