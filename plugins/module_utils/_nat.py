@@ -19,6 +19,11 @@ kinds of request, told apart by their options:
   used on the same frontend by any other rule (NAT rules V1 and V2, load-balancing rules, NAT pools);
 * ``v2``: one V2 rule (``frontendPortRangeStart``/``End`` over a backend pool); Azure gives each pool
   member a port.
+* ``migrate`` (``migrate_to_v2``): the per-instance V1 rules become one V2 rule over a backend pool
+  (``plan_migration``; V1 rules retire on 30 September 2027). V2 hands out ports by backend order from
+  ``frontendPortRangeStart``, so a member keeps its port only where its V1 port is the one its place in
+  the pool gives it; the plan predicts the mapping from the pool's order, and the migration observes
+  Azure's own order on a staging range before it relies on it.
 
 Everything a user can get wrong is refused here, before any request, with a message naming the options.
 """
@@ -33,6 +38,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import Inv
 SINGLE = "single"
 PER_INSTANCE = "per_instance"
 V2 = "v2"
+MIGRATE = "migrate"
 
 PROTOCOLS = ("Tcp", "Udp", "All")
 FRONTEND_PORT_RANGE = (1, 65534)
@@ -106,6 +112,7 @@ class NatRequest:
         self.floating_ip = bool(values.get("enable_floating_ip"))
         self.tcp_reset = bool(values.get("enable_tcp_reset"))
         self.instances_given = values.get("instances") is not None
+        self.staging_start = values.get("migration_port_range_start")
 
     @property
     def present(self):
@@ -114,6 +121,12 @@ class NatRequest:
     @classmethod
     def from_params(cls, params):
         """Validate the module parameters; raise ``InvalidInputError`` with a clear message."""
+        if params.get("migrate_to_v2"):
+            request = cls(**dict(params, kind=MIGRATE))
+            request._validate_migration(params)
+            return request
+        if params.get("migration_port_range_start") is not None:
+            raise InvalidInputError("migration_port_range_start applies only with migrate_to_v2=true")
         given = [(kind, [option for option in options if _given(params.get(option))]) for kind, options in KIND_OPTIONS]
         given = [(kind, options) for kind, options in given if options]
         if len(given) > 1:
@@ -167,6 +180,40 @@ class NatRequest:
             raise InvalidInputError("A V1 rule with frontend_port is bound to one instance: name it in instances")
         if self.backend_port is None:
             raise InvalidInputError("state=present needs backend_port")
+
+    def _validate_migration(self, params):
+        """``migrate_to_v2``: the options of the per-instance V1 rules it reads, and of the V2 rule it makes."""
+        if self.state != "present":
+            raise InvalidInputError("migrate_to_v2 needs state=present (it replaces the V1 rules by a V2 rule)")
+        if params.get("frontend_port") is not None:
+            raise InvalidInputError("migrate_to_v2 moves the per-instance V1 rules (frontend_port_start): frontend_port "
+                                    "(a V1 rule for one instance) cannot be combined with it")
+        validate_rule_name(self.name, "name (the V1 rule name prefix and the V2 rule name)")
+        for option in ("frontend_port_start", "frontend_port_end", "frontend_port_range_start", "frontend_port_range_end",
+                       "migration_port_range_start"):
+            _check_range(option, params.get(option), FRONTEND_PORT_RANGE)
+        _check_range("backend_port", params.get("backend_port"), BACKEND_PORT_RANGE)
+        if self.port_start is None:
+            raise InvalidInputError("migrate_to_v2 needs frontend_port_start (and frontend_port_end): the port range of "
+                                    "the V1 rules <name>-<vm name> to migrate")
+        if not self.instances_given:
+            raise InvalidInputError("migrate_to_v2 needs instances (VM names or 'all'): the members whose V1 rules move")
+        if self.port_end is None and self.range_end is None:
+            raise InvalidInputError("migrate_to_v2 needs frontend_port_end (or frontend_port_range_end): the V2 rule's "
+                                    "range must be bounded (it needs one port per pool member, and room for new ones)")
+        if self.port_end is not None and self.port_end < self.port_start:
+            raise InvalidInputError("frontend_port_end (%d) must not be smaller than frontend_port_start (%d)"
+                                    % (self.port_end, self.port_start))
+        start, end = self.final_range
+        if end < start:
+            raise InvalidInputError("The V2 rule's range %d-%d is empty: check frontend_port_range_start and "
+                                    "frontend_port_range_end" % (start, end))
+
+    @property
+    def final_range(self):
+        """The V2 rule's range a migration ends with: frontend_port_range_start/end, else the V1 rules' range."""
+        return (self.range_start if self.range_start is not None else self.port_start,
+                self.range_end if self.range_end is not None else self.port_end)
 
     def rule_name_for(self, member_name):
         """The per-instance rule name of a member: ``<prefix>-<vm name>``."""
@@ -234,6 +281,8 @@ def rule_view(raw):
         "tcp_reset": bool(props.get("enableTcpReset")),
         "pool_id": _ref(props.get("backendAddressPool")),
         "backend_ipconfig_id": _ref(props.get("backendIPConfiguration")),
+        # A write that failed leaves the rule in provisioning state Failed; a new PUT repairs it.
+        "failed": str(props.get("provisioningState") or "").lower() == "failed",
     }
 
 
@@ -600,3 +649,241 @@ def endpoint(address, port):
     if not address or port is None:
         return None
     return "[%s]:%d" % (address, port) if ":" in address else "%s:%d" % (address, port)
+
+
+# --------------------------------------------------------------------------------------------
+# V1 -> V2 migration
+# --------------------------------------------------------------------------------------------
+
+# What a V2 rule made from V1 rules takes from them; one V2 rule has one value of each.
+MIGRATED_FIELDS = (("protocol", "protocol"), ("backend_port", "backendPort"), ("idle_timeout", "idleTimeoutInMinutes"),
+                   ("floating_ip", "enableFloatingIP"), ("tcp_reset", "enableTcpReset"))
+
+
+STAGING_SUFFIX = "-v2-staging"
+
+
+class MigrationPlan:
+    """How the per-instance V1 rules ``<name>-<vm>`` of the selected members become the V2 rule ``name``.
+
+    The writes are ordered so that every member keeps a working rule at every moment, and each step waits for the
+    one before: (1) members not in the pool join it; (2) a V2 rule ``<name>-v2-staging`` is created on a staging
+    range that overlaps nothing (the V1 rules still hold their ports), so each member is reachable on its V1 port
+    and on a staging port; (3) the V1 rules are deleted one by one, each only once Azure reports its member's
+    staging port; (4) the V2 rule ``name`` is created on the final range (free now) and (5) once Azure reports
+    every member's port on it, the staging rule is deleted. A failure stops the sequence where it is; no member
+    ever loses its last working rule, and a rerun resumes from what it finds.
+    """
+
+    def __init__(self, name, frontend_id, pool, props, final, staging, current, staging_rule, v1, stale, joining,
+                 order, members):
+        self.name = name
+        self.staging_name = name + STAGING_SUFFIX
+        self.frontend_id = frontend_id
+        self.pool = pool
+        self.props = props  # the V2 rules' properties without their range
+        self.final = final
+        self.staging = staging  # the staging range; None when no staging rule is needed (or left)
+        self.current = current  # the V2 rule ``name`` as it is (rule_view), or None
+        self.staging_rule = staging_rule  # the staging rule as it is, or None
+        self.v1 = v1  # [(member, rule_view)] of the selected members that have a V1 rule
+        self.stale = stale  # rule views of V1 rules of members not selected, deleted with purge
+        self.joining = joining  # members that join the pool first
+        self.order = order  # pool order: ipconfig ids (lower case) and ("join", member name) for joining members
+        self.members = members
+
+    def rule_properties(self, span):
+        return dict(self.props, frontendPortRangeStart=span[0], frontendPortRangeEnd=span[1])
+
+    @property
+    def final_ready(self):
+        """The V2 rule exists on its final range and is not Failed."""
+        return self.current is not None and not self.current["failed"]
+
+    def position(self, member):
+        """The member's place in the pool's order (0 first), or None when it is not (and will not be) in the pool."""
+        in_pool = ipconfig_of_member(member, [key for key in self.order if isinstance(key, str)])
+        if in_pool is not None:
+            return self.order.index(in_pool.lower())
+        key = ("join", member["name"].lower())
+        return self.order.index(key) if key in self.order else None
+
+    def predicted_port(self, member, span):
+        position = self.position(member)
+        return None if position is None or span is None else span[0] + position
+
+    def old_rule(self, member):
+        for candidate, view in self.v1:
+            if candidate["name"].lower() == member["name"].lower():
+                return view
+        return None
+
+    def rule_plans(self):
+        """``(V2 rule, staging rule or None, V1 rule deletions of selected members, deletions of stale V1 rules)``.
+
+        The staging rule's plan is a deletion (it is gone when the migration ends); its ``desired`` is what it is
+        created with first, when it does not exist yet.
+        """
+        v2 = RulePlan(self.name, current=self.current, desired=self.rule_properties(self.final),
+                      action="keep" if self.final_ready else "update" if self.current is not None else "create")
+        staging = None
+        if self.staging is not None:
+            staging = RulePlan(self.staging_name, current=self.staging_rule, action="delete",
+                               desired=self.rule_properties(self.staging))
+        v1 = [RulePlan(view["name"], current=view, member=member, action="delete") for member, view in self.v1]
+        stale = [RulePlan(view["name"], current=view, action="delete") for view in self.stale]
+        return v2, staging, v1, stale
+
+    @property
+    def needed(self):
+        """Whether anything is left to do."""
+        return bool(self.joining or not self.final_ready or self.v1 or self.stale or self.staging_rule is not None)
+
+
+def _first_free_span(uses, size, protocol, avoid, start_from):
+    """The lowest start >= start_from (then from 1) of ``size`` free ports clear of ``uses`` and of ``avoid``."""
+    low, high = FRONTEND_PORT_RANGE
+    for first in (start_from, low):
+        start = max(low, first)
+        while start + size - 1 <= high:
+            end = start + size - 1
+            if avoid[0] <= end and start <= avoid[1]:
+                start = avoid[1] + 1
+                continue
+            conflict = first_conflict(uses, start, end, protocol)
+            if conflict is None:
+                return start, end
+            start = conflict.end + 1
+    return None
+
+
+def _v2_of_pool(view, pool, what):
+    if view is None:
+        return None
+    if not is_v2(view):
+        raise InvalidInputError("Inbound NAT rule %s exists as a V1 rule (frontend port %s); the migration needs that "
+                                "name for its %s: rename or remove it first" % (view["name"], view["frontend_port"], what))
+    if not _same(view["pool_id"], pool.get("id")):
+        raise InvalidInputError("Inbound NAT rule %s exists as a V2 rule over another backend pool (%s)"
+                                % (view["name"], (view["pool_id"] or "").split("/")[-1]))
+    return view
+
+
+def plan_migration(request, lb, frontend_id, pool, members):
+    """Plan ``migrate_to_v2``; raise ``InvalidInputError`` for anything that would leave a member unreachable."""
+    rules = nat_rules(lb)
+    sku = str(((lb.get("sku") or {}).get("name")) or "Basic")
+    if sku.lower() == "basic":
+        raise InvalidInputError("Load balancer %s has the Basic SKU; V2 inbound NAT rules need a Standard load balancer"
+                                % lb.get("name"))
+    current = _v2_of_pool(rules.get(request.name.lower()), pool, "V2 rule")
+    staging_name = validate_rule_name(request.name + STAGING_SUFFIX, "staging rule name (name + %s)" % STAGING_SUFFIX)
+    staging_rule = _v2_of_pool(rules.get(staging_name.lower()), pool, "staging rule")
+    final = request.final_range
+    if current is not None and current["range"] != final:
+        raise InvalidInputError("V2 rule %s exists with the range %d-%d, not %d-%d: give that range as "
+                                "frontend_port_range_start and frontend_port_range_end, or remove the rule"
+                                % (current["name"], current["range"][0], current["range"][1], final[0], final[1]))
+    selected = {member["name"].lower(): member for member in members}
+    port_end = request.port_end if request.port_end is not None else FRONTEND_PORT_RANGE[1]
+    own = {}
+    for view in rules.values():
+        vm = request.member_of_rule(view["name"])
+        if vm is not None and not is_v2(view) and _same(view["frontend_id"], frontend_id) and \
+                view["frontend_port"] is not None and request.port_start <= view["frontend_port"] <= port_end:
+            own[vm.lower()] = view
+    v1 = [(selected[key], own[key]) for key in sorted(selected) if key in own]
+    stale = [own[key] for key in sorted(own) if key not in selected] if request.purge else []
+    props = _migrated_properties(request, frontend_id, pool, [view for _member, view in v1] + stale,
+                                 current or staging_rule)
+    protocol = props["protocol"]
+
+    in_pool = [ipconfig_id.lower() for ipconfig_id in pool_ipconfig_ids(pool)]
+    outside = [member for member in sorted(members, key=lambda m: m["name"].lower())
+               if ipconfig_of_member(member, in_pool) is None]
+    if outside and not request.add_to_pool:
+        stranded = [member["name"] for member in outside if member["name"].lower() in own]
+        if stranded:
+            raise InvalidInputError(
+                "Members with V1 rules are not in backend pool %s: %s. The V2 rule reaches pool members only, so they "
+                "would be unreachable once their V1 rules are gone; set add_to_pool=true to add their NICs first"
+                % (pool.get("name"), ", ".join(stranded)))
+    joining = outside if request.add_to_pool else []
+    order = in_pool + [("join", member["name"].lower()) for member in joining]
+
+    size = final[1] - final[0] + 1
+    if size < len(order):
+        raise InvalidInputError("The V2 rule's range %d-%d provides %d port(s), but backend pool %s will have %d member(s);"
+                                " Azure needs one port per member (and refuses scale-outs beyond the range)"
+                                % (final[0], final[1], size, pool.get("name"), len(order)))
+    moving = [view["name"] for _member, view in v1] + [view["name"] for view in stale] + [request.name, staging_name]
+    conflict = first_conflict(port_uses(lb, frontend_id, skip_rule_names=moving), final[0], final[1], protocol)
+    if conflict is not None:
+        raise InvalidInputError("The V2 rule's range %d-%d (%s) overlaps ports used on this frontend by %s, which the "
+                                "migration does not move; choose frontend_port_range_start and frontend_port_range_end"
+                                % (final[0], final[1], protocol, conflict.describe()))
+    if staging_rule is not None:
+        staging = staging_rule["range"]  # resume: the staging rule is where it was left
+    elif (v1 or stale) and current is None:
+        staging = _staging_range(request, lb, frontend_id, protocol, final, size, staging_name)
+    else:
+        staging = None  # nothing holds the final range's ports: no need for a bridge
+    return MigrationPlan(request.name, frontend_id, pool, props, final, staging, current, staging_rule, v1, stale,
+                         joining, order, sorted(members, key=lambda m: m["name"].lower()))
+
+
+def _staging_range(request, lb, frontend_id, protocol, final, size, staging_name):
+    uses = port_uses(lb, frontend_id, skip_rule_names=[request.name, staging_name])  # the V1 rules hold their ports
+    if request.staging_start is not None:
+        span = (request.staging_start, request.staging_start + size - 1)
+        if span[1] > FRONTEND_PORT_RANGE[1]:
+            raise InvalidInputError("migration_port_range_start %d leaves no room for the %d ports of the staging range "
+                                    "(ports end at %d)" % (span[0], size, FRONTEND_PORT_RANGE[1]))
+        if span[0] <= final[1] and final[0] <= span[1]:
+            raise InvalidInputError("The staging range %d-%d overlaps the V2 rule's final range %d-%d" % (
+                span[0], span[1], final[0], final[1]))
+        conflict = first_conflict(uses, span[0], span[1], protocol)
+        if conflict is not None:
+            raise InvalidInputError("The staging range %d-%d (%s) overlaps ports used on this frontend by %s; choose "
+                                    "another migration_port_range_start" % (span[0], span[1], protocol, conflict.describe()))
+        return span
+    span = _first_free_span(uses, size, protocol, final, final[1] + 1)
+    if span is None:
+        raise InvalidInputError("No free range of %d ports on this frontend for the staging rule of the migration (it "
+                                "bridges the members while their V1 rules are removed); narrow the final range" % size)
+    return span
+
+
+def _migrated_properties(request, frontend_id, pool, sources, current):
+    """The V2 rule's properties (without its range), from the V1 rules, which must agree on them."""
+    if current is not None and not sources:
+        sources = [current]
+    if not sources:
+        if request.backend_port is None:
+            raise InvalidInputError("Nothing to migrate: no V1 rule %s-<vm name> of the selected members on this frontend"
+                                    " with a port from %d, and no V2 rule %s; give backend_port to create the V2 rule "
+                                    "anyway" % (request.name, request.port_start, request.name))
+        values = {"protocol": request.protocol, "backend_port": request.backend_port,
+                  "idle_timeout": request.idle_timeout, "floating_ip": request.floating_ip,
+                  "tcp_reset": request.tcp_reset}
+    else:
+        values = {}
+        differing = []
+        for field, _rest in MIGRATED_FIELDS:
+            seen = sorted({str(view[field]).lower() if field == "protocol" else
+                           (view[field] if field != "idle_timeout" else view[field] or IDLE_TIMEOUT_RANGE[0])
+                           for view in sources}, key=str)
+            if len(seen) > 1:
+                differing.append("%s (%s)" % (field, ", ".join(str(value) for value in seen)))
+            values[field] = next(view[field] for view in sources) if field != "idle_timeout" else \
+                (sources[0]["idle_timeout"] or IDLE_TIMEOUT_RANGE[0])
+        if differing:
+            raise InvalidInputError("The V1 rules to migrate differ in %s, but one V2 rule has one value of each; make "
+                                    "them agree first" % "; ".join(differing))
+        if request.backend_port is not None and request.backend_port != values["backend_port"]:
+            raise InvalidInputError("backend_port %d differs from the V1 rules' backend port %d; a migration keeps it"
+                                    % (request.backend_port, values["backend_port"]))
+    return {"frontendIPConfiguration": {"id": frontend_id}, "protocol": values["protocol"],
+            "backendPort": values["backend_port"], "idleTimeoutInMinutes": values["idle_timeout"],
+            "enableFloatingIP": bool(values["floating_ip"]), "enableTcpReset": bool(values["tcp_reset"]),
+            "backendAddressPool": {"id": pool.get("id")}}

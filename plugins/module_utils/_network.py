@@ -32,6 +32,7 @@ import threading
 import time
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, InvalidInputError
+from ansible_collections.azure_flex.vmss.plugins.module_utils._nat import ipconfig_of_member, join_pool
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import RetryRules, run_operation
 
 
@@ -129,3 +130,159 @@ def is_conflict(error):
     A long-running operation that *ended* Failed has no HTTP status here and is not repeated.
     """
     return getattr(error, "code", None) == CONFLICT_CODE and getattr(error, "status", None) == 409
+
+
+class MigrationRunner:
+    """Runs a ``_nat.MigrationPlan`` so that every member keeps a working rule, stopping at the first failure.
+
+    ``writer`` makes the load balancer writes one at a time (``put_rule``, ``delete_rule`` and ``edit_nic`` of
+    flex_nat_rule's writer: serialized, ``AnotherOperationInProgress`` retried); ``query_ports(rule_name, pairs)``
+    reads the port of each ``(member, ip configuration id)`` pair on a V2 rule and returns ``({member name (lower):
+    port}, {member name (lower): error})``. ``rule_plans`` is ``plan.rule_plans()``; each plan gets its ``outcome``.
+
+    After ``run()``: ``error`` is the failure that stopped it (None when it completed) and ``failed_member`` the
+    member it concerned; ``removed`` the members whose V1 rule is gone; ``joined`` the ip configuration of each
+    member that joined the pool; ``staging_exists`` and ``final_ready`` which V2 rules work now; ``staging_ports``
+    and ``ports`` the ports Azure reported on the staging and on the final rule.
+    """
+
+    def __init__(self, plan, rule_plans, writer, query_ports):
+        self.plan = plan
+        self.v2_plan, self.staging_plan, self.v1_plans, self.stale_plans = rule_plans
+        self.writer = writer
+        self.query_ports = query_ports
+        self.error = None
+        self.failed_member = None
+        self.removed = set()
+        self.joined = {}
+        self.staging_exists = plan.staging_rule is not None and not plan.staging_rule["failed"]
+        self.final_ready = plan.final_ready
+        self.staging_ports = {}
+        self.ports = {}
+        for rule_plan in self.all_plans():
+            rule_plan.outcome = {"actions": [], "status": "unchanged"}
+
+    def all_plans(self):
+        return [self.v2_plan] + ([self.staging_plan] if self.staging_plan else []) + self.v1_plans + self.stale_plans
+
+    def pairs(self):
+        in_pool = [key for key in self.plan.order if isinstance(key, str)]
+        out = []
+        for member in self.plan.members:
+            ipconfig_id = ipconfig_of_member(member, in_pool) or self.joined.get(member["name"].lower())
+            if ipconfig_id:
+                out.append((member, ipconfig_id))
+        return out
+
+    def run(self):
+        for step in (self._join, self._stage, self._remove_v1, self._create_final, self._unstage):
+            if not step():
+                break
+        if self.final_ready and not self.ports:
+            self.ports, _errors = self.query_ports(self.plan.name, self.pairs())
+        if self.staging_exists and not self.staging_ports:
+            self.staging_ports, _errors = self.query_ports(self.plan.staging_name, self.pairs())
+        return self
+
+    def _fail(self, error, member=None, rule_plan=None):
+        self.error = error
+        self.failed_member = member
+        if rule_plan is not None:
+            rule_plan.outcome = {"actions": rule_plan.outcome["actions"], "status": "failed", "error": error}
+        return False
+
+    def _done(self, rule_plan, action):
+        rule_plan.outcome = {"actions": rule_plan.outcome["actions"] + [action], "status": "changed"}
+
+    def _join(self):
+        for member in self.plan.joining:
+            nic_ids = member.get("network_interface_ids") or []
+            try:
+                if not nic_ids:
+                    raise AzureFlexError("VM %s has no network interface to add to the pool" % member["name"])
+                self.joined[member["name"].lower()] = self.writer.edit_nic(
+                    nic_ids[0], lambda nic: join_pool(nic, self.plan.pool["id"]),
+                    "add to backend pool %s" % self.plan.pool.get("name"))
+            except AzureFlexError as exc:
+                return self._fail(exc, member)
+        return True
+
+    def _stage(self):
+        if self.staging_plan is None or self.staging_exists:
+            return True
+        try:
+            self.writer.put_rule(_Put(self.staging_plan, "create"))
+        except AzureFlexError as exc:
+            return self._fail(exc, rule_plan=self.staging_plan)
+        self._done(self.staging_plan, "create_rule")
+        self.staging_exists = True
+        return True
+
+    def _confirmed(self, rule_name, members):
+        """Azure reports a port of ``rule_name`` for each of ``members``; otherwise fail naming the first without."""
+        ports, errors = self.query_ports(rule_name, self.pairs())
+        for member in members:
+            key = member["name"].lower()
+            if ports.get(key) is None:
+                error = errors.get(key) or AzureFlexError("Azure reports no port of V2 rule %s for VM %s"
+                                                          % (rule_name, member["name"]))
+                return ports, self._fail(error.with_message("%s; nothing of it was removed" % error.msg)
+                                         if isinstance(error, AzureFlexError) else error, member)
+        return ports, True
+
+    def _remove_v1(self):
+        if not (self.v1_plans or self.stale_plans):
+            return True
+        # Each V1 rule goes only once Azure reports its member's port on the rule that bridges it.
+        bridge = self.plan.staging_name if self.staging_exists else self.plan.name
+        ports, ok = self._confirmed(bridge, [rule_plan.member for rule_plan in self.v1_plans])
+        if bridge == self.plan.staging_name:
+            self.staging_ports = ports
+        else:
+            self.ports = ports
+        if not ok:
+            return False
+        for rule_plan in self.v1_plans + self.stale_plans:
+            try:
+                self.writer.delete_rule(rule_plan)
+            except AzureFlexError as exc:
+                return self._fail(exc, rule_plan.member, rule_plan)
+            self._done(rule_plan, "delete_rule")
+            if rule_plan.member is not None:
+                self.removed.add(rule_plan.member["name"].lower())
+        return True
+
+    def _create_final(self):
+        if self.final_ready:
+            return True
+        try:
+            self.writer.put_rule(_Put(self.v2_plan, self.v2_plan.action))
+        except AzureFlexError as exc:
+            return self._fail(exc, rule_plan=self.v2_plan)
+        self._done(self.v2_plan, "%s_rule" % self.v2_plan.action)
+        self.final_ready = True
+        return True
+
+    def _unstage(self):
+        if not self.staging_exists and (self.plan.staging_rule is None or self.staging_plan is None):
+            return True
+        # The bridge goes only once every member has its port on the final rule.
+        self.ports, ok = self._confirmed(self.plan.name, [member for member, _ipconfig in self.pairs()])
+        if not ok:
+            return False
+        try:
+            self.writer.delete_rule(self.staging_plan)
+        except AzureFlexError as exc:
+            return self._fail(exc, rule_plan=self.staging_plan)
+        self._done(self.staging_plan, "delete_rule")
+        self.staging_exists = False
+        return True
+
+
+class _Put:
+    """A rule plan as ``put_rule`` takes it (name, properties, the word for its description)."""
+
+    def __init__(self, rule_plan, action):
+        self.rule_name = rule_plan.rule_name
+        self.desired = rule_plan.desired
+        self.action = action

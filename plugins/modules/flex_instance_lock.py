@@ -8,11 +8,13 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: flex_instance_lock
-short_description: Protect members of a Flexible scale set with ARM locks (instance protection)
+short_description: Protect members of a Flexible scale set (instance protection, by ARM locks or natively)
 version_added: 0.1.0
 description:
-  - Flexible scale sets have no instance protection policy. This module gives the same protection with Azure
-    Resource Manager locks on the member VMs, for one, several or all members in one task.
+  - Instance protection for one, several or all members of a Flexible scale set in one task, with Azure Resource
+    Manager locks on the member VMs (O(mechanism=lock), the default), or with Azure's own protection policy
+    (C(protectionPolicy)) where Azure accepts it on Flexible scale sets (O(mechanism=native); O(mechanism=auto)
+    tries it and falls back to locks).
   - O(protection=scale_in) stands for Uniform's C(protectFromScaleIn) and places a C(CanNotDelete) lock, so the
     member cannot be deleted (scale-in, batch delete, VM delete) until the lock is removed.
   - O(protection=scale_set_actions) stands for C(protectFromScaleSetActions) and places a C(ReadOnly) lock, which
@@ -23,6 +25,13 @@ description:
   - Every member's result reports its effective protection afterwards, including locks inherited from its
     resource group or subscription, so a task shows why Azure will refuse an action even when this module has
     nothing to change.
+  - With O(mechanism=native) the module sets C(protectFromScaleIn) and C(protectFromScaleSetActions) through the
+    scale set VM API with the VM name (one read and, where it differs, one write per member). Sources disagree on
+    whether Flexible scale sets accept it (the instance-protection page says so from API version 2023-09-01; calls
+    with a VM name were seen refused with C(instanceId must be a number)), so the module probes first. Where Azure
+    refuses, V(native) fails before any write and V(auto) warns and uses locks. Azure enforces native protection
+    on autoscale scale-in and on scale-set level operations (upgrades, batch actions) only; the collection's
+    own actions (M(azure_flex.vmss.flex_instance_action), the rolling roles) honour it as they honour locks.
 author:
   - azure_flex.vmss maintainers (@azure-flex)
 options:
@@ -55,6 +64,20 @@ options:
       - Notes stored on the lock (at most 512 characters), for example the reason and a ticket number.
       - When not given, the notes of an existing lock are left as they are.
     type: str
+  mechanism:
+    description:
+      - How members are protected.
+      - V(lock), ARM locks (C(CanNotDelete) for scale-in, C(ReadOnly) for scale-set actions).
+      - V(native), Azure's protection policy on the member (C(protectFromScaleIn); C(protectFromScaleSetActions),
+        which implies protection from scale-in). O(name) and O(notes) do not apply. Fails, before any write,
+        where Azure refuses it on the scale set.
+      - V(auto), V(native) where Azure accepts it, else V(lock) with a warning. The result's RV(mechanism) says
+        which one was used.
+      - With V(native), O(state=absent) and O(protection=scale_in) remove both flags; O(protection=scale_set_actions)
+        removes protection from scale-set actions and keeps protection from scale-in.
+    type: str
+    choices: [lock, native, auto]
+    default: lock
   state:
     description:
       - V(present) ensures the lock on every selected member; V(absent) removes it.
@@ -150,8 +173,16 @@ instances:
     changed:
       description: Whether the lock was (or, in check mode, would be) written or removed.
       type: bool
+    native:
+      description:
+        - With the native mechanism, the member's protection policy after the task (predicted in check mode), with
+          C(protect_from_scale_in) and C(protect_from_scale_set_actions).
+      type: dict
+      returned: with the native mechanism
     lock:
-      description: The named lock on the member after the task (predicted in check mode); null when absent.
+      description:
+        - The named lock on the member after the task (predicted in check mode); null when absent, and with the
+          native mechanism.
       type: dict
       contains:
         name:
@@ -171,11 +202,17 @@ instances:
           description: The most restrictive lock level that applies (C(ReadOnly), C(CanNotDelete)) or null.
           type: str
         protected_from_scale_in:
-          description: Whether any lock keeps the member from being deleted.
+          description: Whether any lock keeps the member from being deleted, or its native protection policy protects it
+            from scale-in.
           type: bool
         protected_from_scale_set_actions:
           description: Whether a ReadOnly lock makes Azure refuse start, restart and other actions.
           type: bool
+        native:
+          description:
+            - The member's native protection policy (C(protect_from_scale_in), C(protect_from_scale_set_actions));
+              null when not read (the lock mechanism) or not accepted by Azure.
+          type: dict
         locks:
           description: Every lock that applies, its own first.
           type: list
@@ -209,10 +246,15 @@ counts:
   type: dict
   sample: {"selected": 2, "changed": 2, "unchanged": 0, "failed": 0}
 lock:
-  description: The lock the task manages.
+  description: The lock the task manages; null with the native mechanism.
   returned: always
   type: dict
   sample: {"name": "azure-flex-protect-from-scale-in", "level": "CanNotDelete", "state": "present"}
+mechanism:
+  description: The mechanism used, C(lock) or C(native) (with O(mechanism=auto), the one chosen).
+  returned: always
+  type: str
+  sample: lock
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always
@@ -220,16 +262,24 @@ elapsed_seconds:
 """
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError, member_error
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, InvalidInputError, member_error
 from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
+    CODE_NATIVE_REFUSED,
     DEFAULT_LOCK_NAMES,
     LOCK_LEVELS,
+    MECHANISM_LOCK,
+    MECHANISM_NATIVE,
+    MECHANISMS,
     PROTECTION_LEVELS,
+    PROTECTION_OF_LEVEL,
     LockReader,
+    NativeProtection,
     lock_errors,
+    native_flags,
     protection_summary,
     validate_lock_name,
     validate_lock_notes,
+    wanted_native,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule, MemberFailures
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
@@ -252,6 +302,7 @@ def argument_spec():
         name=dict(type="str"),
         notes=dict(type="str"),
         state=dict(type="str", default="present", choices=["present", "absent"]),
+        mechanism=dict(type="str", default=MECHANISM_LOCK, choices=list(MECHANISMS)),
     )
     return spec
 
@@ -352,11 +403,80 @@ def apply_locks(module, todo, wanted):
 
 # -- the task ------------------------------------------------------------------------------------
 
+def choose_mechanism(module, params, wanted, scale_set, members):
+    """``(mechanism, native flags by member id, NativeProtection)``: probe native protection unless locks are asked."""
+    mechanism = params["mechanism"]
+    if mechanism == MECHANISM_LOCK:
+        return MECHANISM_LOCK, None, None
+    lock_only = [option for option in ("name", "notes") if params[option] is not None]
+    if mechanism == MECHANISM_NATIVE and lock_only:
+        raise InvalidInputError("%s apply to ARM locks only, not with mechanism=native" % " and ".join(lock_only))
+    if wanted.level is None:
+        raise InvalidInputError("mechanism=%s needs protection (scale_in or scale_set_actions) or level" % mechanism)
+    native = NativeProtection(module.clients, scale_set, module.fan_out)
+    flags = native.flags_by_member(members)
+    if native.refusal is None:
+        if lock_only:
+            module.warn("%s apply to ARM locks only; Azure accepts native protection here, so they are ignored"
+                        % " and ".join(lock_only))
+        return MECHANISM_NATIVE, flags, native
+    if mechanism == MECHANISM_NATIVE:
+        raise AzureFlexError("%s. Nothing was changed; use mechanism=lock (ARM locks) or mechanism=auto."
+                             % native.refusal_message(), code=CODE_NATIVE_REFUSED, status=native.refusal.status,
+                             request_id=native.refusal.request_id)
+    module.warn("%s; using ARM locks instead (mechanism=auto)." % native.refusal_message())
+    return MECHANISM_LOCK, None, None
+
+
+def run_native(module, wanted, members, flags, native):
+    """Set or clear the protection policy of each member where it differs."""
+    protection = PROTECTION_OF_LEVEL[wanted.level]
+    locks = LockReader(module.clients, module.subscription_id).locks_by_member(members)
+    planned = []
+    for member in members:
+        key = member["id"].lower()
+        current = flags.get(key)
+        entry = {"name": member["name"], "id": member["id"], "lock": None, "before": current}
+        if current is None:  # deleted since it was listed
+            entry.update(status="failed", changed=False, native=None, protection=protection_summary(locks.get(key, [])),
+                         error={"msg": "VM %s is no longer a member of the scale set" % member["name"]})
+            planned.append((entry, member, None))
+            continue
+        policy = wanted_native(current, protection, wanted.state)
+        after = native_flags(policy)
+        changes = after != current
+        entry.update(changed=changes, status="act" if changes else "unchanged", native=after if changes else current,
+                     protection=protection_summary(locks.get(key, []), after if changes else current))
+        planned.append((entry, member, policy))
+    todo = [item for item in planned if item[0]["status"] == "act"]
+    if module.check_mode:
+        for entry, _member, _policy in todo:
+            entry["status"] = "would_change"
+    elif todo:
+        def write(item):
+            _entry, member, policy = item
+            return module.run_operation(lambda: native.begin_write(member, policy),
+                                        "set the instance protection of VM %s" % member["name"])
+
+        for outcome in module.fan_out(write, todo):
+            entry = outcome.item[0]
+            if outcome.ok:
+                entry["status"] = "changed"
+            else:
+                entry.update(status="failed", changed=False, native=entry["before"],
+                             protection=protection_summary(locks.get(entry["id"].lower(), []), entry["before"]),
+                             error=member_error(outcome.error))
+    return report(module, [entry for entry, _member, _policy in planned], wanted, MECHANISM_NATIVE)
+
+
 def run(module):
     params = module.params
     wanted = WantedLock(params)
     selection = module.selector().select(SelectionCriteria.from_params(params))
     members = sorted(selection.members, key=lambda member: (member["name"] or "").lower())
+    mechanism, flags, native = choose_mechanism(module, params, wanted, selection.scale_set, members)
+    if mechanism == MECHANISM_NATIVE:
+        return run_native(module, wanted, members, flags, native)
     protections = LockReader(module.clients, module.subscription_id).protection_by_member(members)
     planned = plan(members, protections, wanted)
     todo = [item for item in planned if item[0]["status"] == "act"]
@@ -374,16 +494,18 @@ def run(module):
     return report(module, [entry for entry, _member, _existing in planned], wanted)
 
 
-def report(module, entries, wanted):
+def report(module, entries, wanted, mechanism=MECHANISM_LOCK):
     counts = {"selected": len(entries), "changed": 0, "unchanged": 0, "failed": 0}
     for entry in entries:
         counts["failed" if entry["status"] == "failed" else "changed" if entry["changed"] else "unchanged"] += 1
-    result = {"changed": counts["changed"] > 0, "instances": entries, "counts": counts, "lock": wanted.summary(),
-              "elapsed_seconds": round(module.deadline.elapsed(), 3)}
+    native = mechanism == MECHANISM_NATIVE
+    result = {"changed": counts["changed"] > 0, "instances": entries, "counts": counts, "mechanism": mechanism,
+              "lock": None if native else wanted.summary(), "elapsed_seconds": round(module.deadline.elapsed(), 3)}
     if module._diff:
         acted = [entry for entry in entries if entry["changed"]]
-        result["diff"] = {"before": {"locks": {entry["name"]: entry["before"] for entry in acted}},
-                          "after": {"locks": {entry["name"]: entry["lock"] for entry in acted}}}
+        key, after = ("native", "native") if native else ("locks", "lock")
+        result["diff"] = {"before": {key: {entry["name"]: entry["before"] for entry in acted}},
+                          "after": {key: {entry["name"]: entry[after] for entry in acted}}}
     for entry in entries:
         entry.pop("before")
     if counts["failed"]:

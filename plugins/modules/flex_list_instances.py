@@ -49,8 +49,15 @@ options:
     description:
       - Add each member's effective protection (RV(instances[].protection)) from its ARM locks, including the
         locks of its resource group and subscription (one request for the subscription and one per resource
-        group, whatever the number of members).
+        group, whatever the number of members), and from its native protection policy where Azure accepts it on
+        Flexible scale sets (one request per member; one per scale set where Azure refuses it).
       - Needs C(Microsoft.Authorization/locks/read), which the Reader role includes.
+    type: bool
+    default: false
+  include_latest_model:
+    description:
+      - Add whether each member runs its scale set's latest model (RV(instances[].latest_model)), from the scale
+        set's instance list (one more request per 100 members of each scale set).
     type: bool
     default: false
 extends_documentation_fragment:
@@ -166,6 +173,14 @@ instances:
           (see M(azure_flex.vmss.flex_instance_action) O(azure_flex.vmss.flex_instance_action#module:action=perform_maintenance)).
         - Null with O(member_source=resource_graph), which does not carry it.
       type: bool
+    latest_model:
+      description:
+        - Whether the member runs the scale set's latest model (image, size, extensions of the scale set's
+          C(virtualMachineProfile)); after a model change, members are brought to it by the upgrade policy (see
+          M(azure_flex.vmss.flex_upgrade_policy)) or by a manual upgrade.
+        - Null when Azure's instance list of the Flexible scale set does not say (C(latestModelApplied) absent).
+      type: bool
+      returned: with O(include_latest_model=true)
     protection:
       description:
         - The member's effective protection, from its own locks and those inherited from its resource group and
@@ -177,11 +192,19 @@ instances:
           description: The most restrictive lock level that applies (C(ReadOnly), C(CanNotDelete)) or null.
           type: str
         protected_from_scale_in:
-          description: Whether any lock keeps the member from being deleted.
+          description: Whether any lock keeps the member from being deleted, or its native protection policy protects it
+            from scale-in.
           type: bool
         protected_from_scale_set_actions:
-          description: Whether a ReadOnly lock makes Azure refuse start, restart and the other actions.
+          description:
+            - Whether a ReadOnly lock makes Azure refuse start, restart and the other actions, or the native protection
+              policy protects the member from scale-set actions.
           type: bool
+        native:
+          description:
+            - The member's native protection policy (C(protect_from_scale_in), C(protect_from_scale_set_actions)), read
+              through the scale set VM API with the VM name; null where Azure does not accept that on the scale set.
+          type: dict
         locks:
           description: Every lock that applies (name, id, level, notes, scope, inherited), the member's own first.
           type: list
@@ -226,7 +249,7 @@ source:
 """
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError, azure_errors
-from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import LockReader
+from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import LockReader, NativeProtection, protection_summary
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     ScaleSetRef,
@@ -238,6 +261,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import 
     validate_resource_group_name,
     validate_vm_name,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._upgrades import UpgradeClient
 
 
 def argument_spec():
@@ -247,6 +271,7 @@ def argument_spec():
         scale_sets=dict(type="list", elements="str"),
         include_network=dict(type="bool", default=True),
         include_protection=dict(type="bool", default=False),
+        include_latest_model=dict(type="bool", default=False),
     )
     return spec
 
@@ -320,14 +345,19 @@ def run(module):
     criteria_base = dict(instances=params.get("instances"), power_states=params.get("power_states"),
                          zones=params.get("zones"), fault_domains=params.get("fault_domains"),
                          tags=params.get("tags"), member_source=params["member_source"])
-    instances, scale_sets = [], []
+    instances, scale_sets, selected = [], [], []
+    compute = module.clients.compute() if params["include_latest_model"] else None
     for ref in refs:
         criteria = SelectionCriteria(scale_set_id=ref.id, **criteria_base)
         selection = selector.select(criteria)
         members = filter_members(selection.members, criteria)
+        latest = UpgradeClient(compute, ref).latest_model_by_member() if compute is not None and members else {}
         for member in members:
             member["scale_set"] = selection.scale_set["name"]
+            if compute is not None:
+                member["latest_model"] = latest.get((member["name"] or "").lower())
         instances.extend(members)
+        selected.append((selection.scale_set, members))
         summary_keys = ("id", "name", "resource_group", "location", "platform_fault_domain_count", "zones")
         summary = {key: selection.scale_set.get(key) for key in summary_keys}
         summary["member_count"] = len(members)
@@ -339,9 +369,13 @@ def run(module):
         for member in instances:
             member["private_ips"] = [ip for nic in member["network_interface_ids"] for ip in ips.get(nic.lower(), [])]
     if params["include_protection"] and instances:
-        protections = LockReader(module.clients, module.subscription_id).protection_by_member(instances)
+        locks = LockReader(module.clients, module.subscription_id).locks_by_member(instances)
+        native = {}
+        for scale_set, members in selected:
+            native.update(NativeProtection(module.clients, scale_set, module.fan_out).flags_by_member(members))
         for member in instances:
-            member["protection"] = protections[member["id"].lower()]
+            key = member["id"].lower()
+            member["protection"] = protection_summary(locks[key], native.get(key))
     for member in instances:
         member.pop("source", None)
     counts = {"total": len(instances), "power_state": {}, "health": {}}

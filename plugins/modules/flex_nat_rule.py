@@ -127,6 +127,34 @@ options:
       - Send a TCP reset when an idle connection times out.
     type: bool
     default: false
+  migrate_to_v2:
+    description:
+      - Move the per-instance V1 rules C(<name>-<vm name>) (those of the selected members on the frontend, with a port
+        from O(frontend_port_start) to O(frontend_port_end)) to one V2 rule O(name) over O(backend_pool). V1 rules
+        retire on 30 September 2027.
+      - The V2 rule's range is O(frontend_port_start) to O(frontend_port_end) (the ports the V1 rules used), or
+        O(frontend_port_range_start) and O(frontend_port_range_end). Protocol, backend port, idle timeout, floating IP
+        and TCP reset are taken from the V1 rules, which must agree on them.
+      - Azure gives each pool member a port of a V2 rule's range in the pool's order, not the port of its choice. A
+        member keeps its frontend port only where its V1 port is the one its place gives it; every member is
+        reported with its old and new C(ip:port) (RV(instances[].migration)), and RV(migration.ports_kept) counts
+        those kept. Check mode predicts the mapping from the pool's order; the real run observes Azure's order first.
+      - Every member stays reachable throughout, through this order of writes, each finished before the next (so
+        O(wait=false) is refused). Members not in the pool join it (O(add_to_pool=true) is needed when a member with a
+        V1 rule is not in it); a V2 rule C(<name>-v2-staging) is created on a staging range next to the final one (see
+        O(migration_port_range_start)), so each member is reachable on its V1 port and on a staging port; each V1
+        rule is deleted only once Azure reports its member's staging port; then the V2 rule O(name) is created on the
+        final range, and the staging rule is deleted once Azure reports every member's port on it. A failure stops the
+        sequence there, with every member reachable on at least one working rule
+        (RV(instances[].migration.reachable)); a rerun resumes.
+      - With O(purge), the V1 rules C(<name>-<vm name>) of VMs not selected are deleted too.
+    type: bool
+    default: false
+  migration_port_range_start:
+    description:
+      - With O(migrate_to_v2), the first port of the range of the staging rule that bridges the members while their V1
+        rules are removed (as many ports as the final range). Defaults to the first free range after the final one.
+    type: int
   instances:
     description:
       - Names of the member VMs, or the single word V(all) for every member (then narrowed by the filters).
@@ -216,6 +244,19 @@ EXAMPLES = r"""
     frontend_port_range_end: 60099
     backend_port: 22
 
+- name: Move the per-member V1 rules to one V2 rule over the pool (V1 retires in September 2027)
+  azure_flex.vmss.flex_nat_rule:
+    resource_group: web-rg
+    scale_set: web
+    load_balancer: web-lb
+    backend_pool: web-pool
+    name: ssh
+    instances: all
+    frontend_port_start: 50000
+    frontend_port_end: 50999
+    migrate_to_v2: true
+  register: migrated   # migrated.instances[].migration: old and new ip:port of each member
+
 - name: Remove the per-member rules
   azure_flex.vmss.flex_nat_rule:
     resource_group: web-rg
@@ -273,6 +314,42 @@ instances:
       type: list
       elements: str
       sample: [create_rule, bind_nic]
+    migration:
+      description: With O(migrate_to_v2), how the member moves from its V1 rule to the V2 rule (predicted in check mode).
+      type: dict
+      returned: with O(migrate_to_v2=true)
+      contains:
+        old_rule:
+          description: Its V1 rule (null when it had none).
+          type: str
+        old_port:
+          description: Its V1 frontend port.
+          type: int
+        old_endpoint:
+          description: C(ip:port) of its V1 rule.
+          type: str
+        staging_port:
+          description: Its port on the staging range (null when the V2 rule needed none).
+          type: int
+        staging_endpoint:
+          description: C(ip:port) on the staging range.
+          type: str
+        new_port:
+          description: Its port on the V2 rule's final range.
+          type: int
+        new_endpoint:
+          description: C(ip:port) on the final range.
+          type: str
+        port_kept:
+          description: Whether the new port is the old one (null when it had no V1 rule).
+          type: bool
+        v1_rule_left:
+          description: Whether its V1 rule still exists after the task.
+          type: bool
+        reachable:
+          description: The endpoints that reach it after the task (before anything, in check mode).
+          type: list
+          elements: str
     error:
       description: For a failed member, the Azure error.
       type: dict
@@ -394,6 +471,46 @@ elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always
   type: float
+migration:
+  description: With O(migrate_to_v2), what the migration did or, in check mode, would do.
+  returned: with O(migrate_to_v2=true)
+  type: dict
+  contains:
+    state:
+      description:
+        - C(planned) (check mode), C(completed), C(partial) (stopped by a failure; every member still reachable; rerun
+          to resume) or C(unchanged) (nothing left to migrate).
+      type: str
+    final_range:
+      description: The V2 rule's final range, C([start, end]).
+      type: list
+      elements: int
+    staging_range:
+      description: The staging range, C([start, end]); null when none was needed.
+      type: list
+      elements: int
+    staging_rule_left:
+      description: Whether the staging rule C(<name>-v2-staging) still exists after the task (it goes last).
+      type: bool
+    final_rule_ready:
+      description: Whether the V2 rule O(name) exists on its final range after the task (and its last write succeeded).
+      type: bool
+    port_order:
+      description:
+        - C(observed) when the new ports are those Azure reported, C(predicted from the backend pool's order) otherwise.
+      type: str
+    ports_kept:
+      description: Members whose new port is their old one.
+      type: int
+    ports_changed:
+      description: Members whose port changes.
+      type: int
+    v1_rules_removed:
+      description: V1 rules of the selected members deleted by the task.
+      type: int
+    v1_rules_left:
+      description: V1 rules of the selected members that still exist after the task.
+      type: int
 retries:
   description:
     - Retries made during the task. C(retries) and C(throttled_responses) count throttling (429) and transient
@@ -417,7 +534,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
     AzureFlexModule,
     MemberFailures,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._network import LoadBalancerWriter, NetworkId
+from ansible_collections.azure_flex.vmss.plugins.module_utils._network import LoadBalancerWriter, MigrationRunner, NetworkId
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import run_operation
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     SELECTION_MUTUALLY_EXCLUSIVE,
@@ -453,6 +570,8 @@ def argument_spec():
         idle_timeout=dict(type="int", default=4),
         enable_floating_ip=dict(type="bool", default=False),
         enable_tcp_reset=dict(type="bool", default=False),
+        migrate_to_v2=dict(type="bool", default=False),
+        migration_port_range_start=dict(type="int"),
     )
     return spec
 
@@ -657,6 +776,111 @@ def query_port_mappings(module, lb_ref, pool, rule_name, pairs):
     return ports, errors
 
 
+# -- V1 -> V2 migration ----------------------------------------------------------------------------
+
+def run_migration(module, request, lb, lb_ref, lb_id, frontend, members, writer, address):
+    """Move the per-instance V1 rules to one V2 rule, every member reachable throughout (``_nat.MigrationPlan``)."""
+    if not module.wait:
+        raise InvalidInputError("migrate_to_v2 needs wait=true: each step must have finished before the next one, so "
+                                "that no member loses its last working rule")
+    pool = nat.pick_item(lb, "backendAddressPools", module.params["backend_pool"], "backend_pool", "backend pool")
+    plan = nat.plan_migration(request, lb, frontend["id"], pool, members)
+    v2_plan, staging_plan, v1_plans, stale_plans = rule_plans = plan.rule_plans()
+    all_plans = [v2_plan] + ([staging_plan] if staging_plan else []) + v1_plans + stale_plans
+    runner = None
+    if module.check_mode:
+        for rule_plan in all_plans:
+            changes = rule_plan.action != "keep"
+            rule_plan.outcome = {"actions": ["%s_rule" % rule_plan.action] if changes else [],
+                                 "status": "would_change" if changes else "unchanged"}
+    else:
+        runner = MigrationRunner(plan, rule_plans, writer, lambda rule_name, pairs: query_port_mappings(
+            module, lb_ref, pool, rule_name, pairs))
+        runner.run()
+        for rule_plan in all_plans:
+            if rule_plan.outcome.get("error") is not None:
+                rule_plan.outcome["error"] = member_error(rule_plan.outcome["error"])
+    instances, before_endpoints, after_endpoints = [], {}, {}
+    for member in plan.members:
+        entry, endpoints = migration_entry(plan, runner, member, address)
+        instances.append(entry)
+        if entry["changed"] or entry["status"] == "failed":
+            before_endpoints[member["name"]], after_endpoints[member["name"]] = endpoints
+    rules, before, after = rule_entries(all_plans, lb_id, members, pool_name=pool["name"])
+    for name in [name for name in before if before[name] == after[name] == "absent"]:  # the staging rule, come and gone
+        before.pop(name)
+        after.pop(name)
+    return instances, rules, {"rules": before, "endpoints": before_endpoints}, \
+        {"rules": after, "endpoints": after_endpoints}, migration_summary(plan, runner, instances)
+
+
+def migration_entry(plan, runner, member, address):
+    """One member's result: its old (V1), staging and new (V2) endpoints, and where it is reachable afterwards."""
+    key = member["name"].lower()
+    old = plan.old_rule(member)
+    old_port = old["frontend_port"] if old else None
+    staging_port = plan.predicted_port(member, plan.staging)
+    new_port = plan.predicted_port(member, plan.final)
+    planned = (["join_pool"] if any(m["name"].lower() == key for m in plan.joining) else []) + \
+        (["delete_v1_rule"] if old else [])
+    entry = member_entry(member, plan.name)
+    if runner is None:  # check mode: the plan, predicted from the pool's order; reachable as things are now
+        done = planned
+        entry.update(status="would_change" if planned else "unchanged")
+        working = [old_port, staging_port if plan.staging_rule is not None else None,
+                   new_port if plan.final_ready else None]
+        v1_left = old is not None
+    else:
+        if runner.staging_ports.get(key) is not None:
+            staging_port = runner.staging_ports[key]
+            new_port = plan.final[0] + staging_port - plan.staging[0]  # Azure's order on the staging range
+        if runner.ports.get(key) is not None:
+            new_port = runner.ports[key]
+        v1_left = old is not None and key not in runner.removed
+        done = (["join_pool"] if key in runner.joined else []) + (["delete_v1_rule"] if key in runner.removed else [])
+        working = [old_port if v1_left else None, runner.staging_ports.get(key) if runner.staging_exists else None,
+                   runner.ports.get(key) if runner.final_ready else None]
+        failed = runner.failed_member is not None and runner.failed_member["name"].lower() == key
+        entry.update(status="failed" if failed else "changed" if done else "unchanged")
+        if failed:
+            entry["error"] = member_error(runner.error)
+    entry.update(actions=done, changed=bool(done) and entry["status"] != "failed", frontend_port=new_port,
+                 backend_port=plan.props["backendPort"], endpoint=nat.endpoint(address, new_port))
+    entry["migration"] = {
+        "old_rule": old["name"] if old else None, "old_port": old_port, "old_endpoint": nat.endpoint(address, old_port),
+        "staging_port": staging_port, "staging_endpoint": nat.endpoint(address, staging_port),
+        "new_port": new_port, "new_endpoint": nat.endpoint(address, new_port),
+        "port_kept": None if old_port is None or new_port is None else old_port == new_port,
+        "v1_rule_left": v1_left,
+        "reachable": [nat.endpoint(address, port) for port in working if port is not None],
+    }
+    return entry, (nat.endpoint(address, old_port), nat.endpoint(address, new_port))
+
+
+def migration_summary(plan, runner, instances):
+    kept = [entry for entry in instances if entry["migration"]["port_kept"]]
+    moved = [entry for entry in instances if entry["migration"]["port_kept"] is False]
+    if not plan.needed:
+        state = "unchanged"
+    elif runner is None:
+        state = "planned"
+    else:
+        state = "partial" if runner.error is not None else "completed"
+    observed = runner is not None and bool(runner.ports or runner.staging_ports)
+    return {
+        "state": state,
+        "final_range": list(plan.final),
+        "staging_range": list(plan.staging) if plan.staging else None,
+        "staging_rule_left": runner.staging_exists if runner is not None else plan.staging_rule is not None,
+        "final_rule_ready": runner.final_ready if runner is not None else plan.final_ready,
+        "port_order": "observed" if observed else "predicted from the backend pool's order",
+        "ports_kept": len(kept),
+        "ports_changed": len(moved),
+        "v1_rules_removed": len(runner.removed) if runner is not None else 0,
+        "v1_rules_left": sum(1 for entry in instances if entry["migration"]["v1_rule_left"]),
+    }
+
+
 # -- report --------------------------------------------------------------------------------------
 
 def bound_instance(view, members):
@@ -788,17 +1012,25 @@ def run(module):
                              "frontend_ip_configuration", "frontend IP configuration")
     address = frontend_address(network, frontend)
     writer = Writer(module, lb_ref)
-    if request.kind == nat.V2:
+    migration = None
+    if request.kind == nat.MIGRATE:
+        instances, rules, before, after, migration = run_migration(module, request, lb, lb_ref, lb_id, frontend,
+                                                                   members, writer, address)
+    elif request.kind == nat.V2:
         instances, rules, before, after = run_v2(module, request, lb, lb_ref, lb_id, frontend, members, writer,
                                                  address)
     else:
         instances, rules, before, after = run_v1(module, request, lb, lb_id, frontend, members, writer, address)
-    return report(module, scale_set, lb, frontend, address, instances, rules, before, after, writer)
+    return report(module, scale_set, lb, frontend, address, instances, rules, before, after, writer, migration)
 
 
-def report(module, scale_set, lb, frontend, address, instances, rules, before, after, writer):
+def report(module, scale_set, lb, frontend, address, instances, rules, before, after, writer, migration=None):
     failed_rules = [rule for rule in rules if rule["status"] == "failed"]
-    member_rules = {entry["rule"].lower() for entry in instances if entry.get("rule")}
+    # A failed rule of a failed member counts once (as the member's failure).
+    failed_members = [entry for entry in instances if entry["status"] == "failed"]
+    member_rules = {entry["rule"].lower() for entry in failed_members if entry.get("rule")}
+    member_rules |= {entry["migration"]["old_rule"].lower() for entry in failed_members
+                     if (entry.get("migration") or {}).get("old_rule")}
     counts = {
         "selected": len(instances),
         "changed": sum(1 for entry in instances if entry["changed"]),
@@ -826,13 +1058,17 @@ def report(module, scale_set, lb, frontend, address, instances, rules, before, a
         "elapsed_seconds": round(module.deadline.elapsed(), 3),
         "retries": retries,
     }
+    if migration is not None:
+        result["migration"] = migration
     if module._diff:
         result["diff"] = {"before": before, "after": after}
     if counts["failed"]:
         failures = ["%s: %s" % (entry["name"], entry["error"].get("code") or entry["error"].get("msg"))
                     for entry in instances + failed_rules if entry.get("status") == "failed" and entry.get("error")]
-        raise MemberFailures("%d failure(s) managing inbound NAT rules: %s" % (counts["failed"], "; ".join(
-            sorted(set(failures)))), result)
+        reachable = " The migration stopped there; every member is still reachable (instances[].migration.reachable)" \
+            " and a rerun resumes it." if migration is not None else ""
+        raise MemberFailures("%d failure(s) managing inbound NAT rules: %s.%s" % (counts["failed"], "; ".join(
+            sorted(set(failures))), reachable), result)
     return result
 
 

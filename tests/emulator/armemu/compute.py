@@ -43,7 +43,7 @@ VM_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]$|^[A-Za-
 PRIORITIES = ("Regular", "Spot", "Low", "SpotPlus")
 EVICTABLE = ("Spot", "SpotPlus")
 FLEX_FORBIDDEN = {"reimageall", "converttosingleplacementgroup", "forcerecoveryservicefabricplatformupdatedomainwalk",
-                  "setorchestrationservicestate", "manualupgrade"}
+                  "setorchestrationservicestate"}
 
 
 def vm_path(sub, rg, name):
@@ -361,6 +361,8 @@ def begin_action(state, vm, action, params):
         vm.emu["hibernated"] = bool(action.final == "deallocated" and params.get("hibernate"))
         if action.api_name == "performMaintenance":
             vm.emu.pop("maintenance", None)
+        if action.api_name == "upgrade":
+            upgrades.finish_member_upgrade(state, vm, params)
         if action.api_name == "reimage":
             version = (params.get("body") or {}).get("exactVersion")
             image = vm.props.get("storageProfile", {}).get("imageReference")
@@ -565,6 +567,7 @@ def create_vm(state, sub, rg, name, body, initial_power="running", creating=Fals
     if vmss is not None:
         members(state, vmss, sort=False)  # builds the member set if this set has none yet
         vmss.emu["members"][vm.key] = vm
+        vm.emu["model_version"] = upgrades.model_version(vmss)
     for ref in nic_refs:
         nic = state.get(ref["id"])
         nic.props["virtualMachine"] = {"id": vm_id}
@@ -1059,7 +1062,7 @@ def create_vmss(state, sub, rg, name, body):
     props["uniqueId"] = str(uuid.uuid4())
     props["timeCreated"] = iso()
     props["provisioningState"] = "Succeeded"
-    props.setdefault("upgradePolicy", {"mode": "Manual"})
+    upgrades.normalise_upgrade_policy(name, props, mode == "Flexible")
     vmss_body = {"id": vmss_id, "name": name, "type": VMSS_TYPE, "location": body["location"],
                  "tags": dict(body.get("tags") or {}), "properties": props}
     if body.get("zones"):
@@ -1068,7 +1071,7 @@ def create_vmss(state, sub, rg, name, body):
         vmss_body["sku"] = dict(body["sku"])
         vmss_body["sku"].setdefault("tier", "Standard")
         vmss_body["sku"].setdefault("capacity", 0)
-    vmss = Resource(vmss_id, VMSS_TYPE, vmss_body)
+    vmss = Resource(vmss_id, VMSS_TYPE, vmss_body, emu={"model_version": 1})
     _etag(vmss)
     state.add(vmss)
     return vmss
@@ -1241,11 +1244,21 @@ def _update_vmss(ctx, vmss, body):
                        "allowed.", target="platformFaultDomainCount")
     _check_capacity(body)
     capacity = (body.get("sku") or {}).get("capacity")
+    props = dict(props)
+    if ctx.method == "PATCH":
+        # PATCH changes the fields of the model and of the upgrade policy it names and keeps the others.
+        for key in ("virtualMachineProfile", "upgradePolicy"):
+            if isinstance(props.get(key), dict) and isinstance(vmss.props.get(key), dict):
+                props[key] = _merged(vmss.props[key], props[key])
     if _is_flex(vmss):
         profile = props["virtualMachineProfile"] if "virtualMachineProfile" in props else vmss.props.get(
             "virtualMachineProfile")
         growing = capacity is not None and int(capacity) > len(members(state, vmss))
         _validate_profile(state, vmss.name, profile, int(capacity) if growing else 0)
+    future = dict(copy.deepcopy(vmss.props), **copy.deepcopy(props))
+    upgrades.normalise_upgrade_policy(vmss.name, future, _is_flex(vmss))
+    props["upgradePolicy"] = future["upgradePolicy"]
+    signature = upgrades.model_signature(vmss)
     if "tags" in body:
         vmss.body["tags"] = dict(body["tags"] or {})
     for key, value in props.items():
@@ -1254,6 +1267,7 @@ def _update_vmss(ctx, vmss, body):
     created = []
     if body.get("sku"):
         vmss.body.setdefault("sku", {}).update({k: v for k, v in body["sku"].items() if k != "capacity"})
+    model_changed = upgrades.note_model_change(vmss, signature)
     if capacity is not None:
         capacity = int(capacity)
         if _is_flex(vmss):
@@ -1277,21 +1291,31 @@ def _update_vmss(ctx, vmss, body):
         vmss.props["provisioningState"] = "Succeeded"
         _sync_capacity(state, vmss)
         state.save(vmss)
+        upgrades.after_update(state, vmss, model_changed)
 
     op = lro.start(ctx, "Microsoft.Compute", vmss.body["location"], "update", state.duration("update"), complete,
                    target=vmss.id)
     return lro.accepted(ctx, op, status=200, body=render_vmss(vmss), location=False)
 
 
+def _merged(base, change):
+    """``base`` with ``change`` merged in, key by key for nested objects."""
+    out = copy.deepcopy(base)
+    for key, value in change.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else \
+            copy.deepcopy(value)
+    return out
+
+
 def _scale_in(ctx, vmss, current, how_many):
-    """Remove the newest members; members protected by a lock are skipped, as instance protection would."""
+    """Remove the newest members; members protected by a lock, or by instance protection, are skipped."""
     state = ctx.state
     candidates = sorted(current, key=lambda vm: vm.props.get("timeCreated", ""), reverse=True)
     chosen = []
     for vm in candidates:
         if len(chosen) == how_many:
             break
-        if locks.applicable_locks(state, vm.id):
+        if locks.applicable_locks(state, vm.id) or upgrades.protected_from_scale_in(vm):
             continue
         chosen.append(vm)
     if chosen:
@@ -1421,14 +1445,7 @@ def list_vmss_vms(ctx):
     if _is_flex(vmss):
         if expand:
             raise _flex_refusal(vmss, "VirtualMachineScaleSets.virtualMachines.GET")
-
-        def render_member(vm):
-            return {"id": "%s/virtualMachines/%s" % (vmss.id, vm.name), "name": vm.name, "instanceId": vm.name,
-                    "type": UNIFORM_VM_TYPE, "location": vm.body["location"],
-                    "properties": {"virtualMachineResourceId": vm.id,
-                                   "provisioningState": vm.props.get("provisioningState")}}
-
-        return page(ctx, members(state, vmss), render_member)
+        return page(ctx, members(state, vmss), lambda vm: upgrades.render_flex_member(state, vmss, vm))
     instances = sorted(state.children(vmss.id, UNIFORM_VM_TYPE), key=lambda i: int(i.body["instanceId"]))
     return page(ctx, instances, lambda inst: render_uniform_vm(state, inst, expand))
 
@@ -1447,8 +1464,27 @@ def _require_uniform_instance(ctx):
 
 @route("GET", RG + "/virtualMachineScaleSets/{vmss}/virtualMachines/{iid}", family="compute")
 def get_vmss_vm(ctx):
+    vmss = require_vmss(ctx)
+    if _is_flex(vmss):
+        return ok(upgrades.render_flex_member(ctx.state, vmss, upgrades.flex_member_by_name(ctx, vmss), detailed=True))
     _, inst = _require_uniform_instance(ctx)
     return ok(render_uniform_vm(ctx.state, inst, _expand(ctx) == "instanceview"))
+
+
+@route(["PUT", "PATCH"], RG + "/virtualMachineScaleSets/{vmss}/virtualMachines/{iid}", family="compute",
+       lock_op="write", starts_operation=True)
+def put_vmss_vm(ctx):
+    """Updating a scale set VM: on Flexible sets (by VM name) its instance protection; Uniform's as well."""
+    vmss = require_vmss(ctx)
+    if _is_flex(vmss):
+        return upgrades.put_flex_member(ctx, vmss)
+    _, inst = _require_uniform_instance(ctx)
+    policy = ((ctx.json().get("properties") or {}).get("protectionPolicy"))
+    if policy is not None:
+        inst.emu["protection"] = upgrades.validate_protection(policy)
+        inst.body["properties"]["protectionPolicy"] = dict(inst.emu["protection"])
+        ctx.state.save(inst)
+    return ok(render_uniform_vm(ctx.state, inst))
 
 
 @route("GET", RG + "/virtualMachineScaleSets/{vmss}/virtualMachines/{iid}/instanceView", family="compute")
@@ -1494,12 +1530,15 @@ def vmss_action(ctx):
     name = ctx.param("action").lower()
     if _is_flex(vmss) and name in FLEX_FORBIDDEN:
         raise _flex_refusal(vmss, "VirtualMachineScaleSets.%s.POST" % ctx.param("action"))
+    if name == "manualupgrade":
+        return upgrades.manual_upgrade(ctx)
     action = ACTIONS.get(name)
     if action is None:
         raise ArmError(404, "NotFound", "The action '%s' is not supported on scale sets." % ctx.param("action"))
     if _is_flex(vmss) and not state.settings["flex_batch_actions"]:
         raise _flex_refusal(vmss, "VirtualMachineScaleSets.%s.POST" % ctx.param("action"))
-    targets = _resolve_instances(state, vmss, _instance_ids(ctx, required=False))
+    targets = [target for target in _resolve_instances(state, vmss, _instance_ids(ctx, required=False))
+               if not upgrades.protected_from_scale_set_actions(target)]
     params = {"hibernate": ctx.flag("hibernate"), "body": {}}
     for target in targets:
         locks.enforce(state, target.id, "action")
@@ -1508,3 +1547,8 @@ def vmss_action(ctx):
     ops = [run_action(ctx, target, action, params) for target in targets]
     return lro.accepted(ctx, lro.follow(ctx, "Microsoft.Compute", vmss.body["location"], "vmss_" + action.api_name,
                                         ops, target=vmss.id))
+
+
+# Upgrades of members to the scale set's model and instance protection build on the VM actions above, and the
+# scale set routes here call into them: imported last, when everything they use is defined.
+from . import upgrades  # noqa: E402

@@ -991,9 +991,12 @@ def sync_rule(state, rule):
     """Bring a V2 rule's port assignments up to date with its pool's members.
 
     A member keeps its port for as long as it stays in the pool; a new member
-    gets the lowest free port of the range (members found at the same time are
-    served in NIC creation order). A member that leaves the pool releases its
-    port, unless the ``nat_v2_keep_removed_mappings`` setting keeps it reserved.
+    gets the lowest free port of the range. Members found at the same time (all
+    of them when the rule is created or its range changes) are served in the
+    order of the ``nat_v2_port_order`` setting: the order the pool lists them
+    (NIC creation order), or by ip configuration id. A member that leaves the
+    pool releases its port, unless the ``nat_v2_keep_removed_mappings`` setting
+    keeps it reserved.
     """
     props = rule.props
     pool_id = ref_id(props.get("backendAddressPool"))
@@ -1011,6 +1014,8 @@ def sync_rule(state, rule):
     current = {}
     for _, ipconfig in pool_members(state, pool_id):
         current[ipconfig["id"].lower()] = ipconfig["id"]
+    if state.settings.get("nat_v2_port_order") == "name":
+        current = dict(sorted(current.items()))
     for key in list(mappings):
         if key not in current:
             if keep_removed:

@@ -14,7 +14,7 @@ import copy
 
 import yaml
 
-from . import compute, identity, netmodel, resources
+from . import compute, identity, netmodel, resources, upgrades
 from .state import DEFAULT_SETTINGS, GraphIndex, check_subscription_id, merge_settings, now
 
 DEFAULT_TENANT = "3e2b7a10-5c4d-4e8f-9a1b-7c6d5e4f3a2b"
@@ -168,6 +168,8 @@ def _load_scale_set(state, sub, group, location, spec):
             "properties": {"orchestrationMode": mode}}
     if spec.get("zones"):
         body["zones"] = [str(z) for z in spec["zones"]]
+    if spec.get("upgrade_policy"):
+        body["properties"]["upgradePolicy"] = copy.deepcopy(spec["upgrade_policy"])
     if mode == "Flexible":
         body["properties"]["platformFaultDomainCount"] = spec.get("platform_fault_domain_count",
                                                                   1 if spec.get("zones") else 3)
@@ -218,6 +220,10 @@ def _apply_override(state, vm, override):
         vm.emu["maintenance"] = now()
     if override.get("tags"):
         vm.body["tags"].update(override["tags"])
+    if override.get("latest_model") is False:
+        vm.emu["model_version"] = 0  # built from a model older than the scale set's
+    if override.get("protection"):
+        vm.emu["protection"] = upgrades.validate_protection(override["protection"])
     state.save(vm)
 
 

@@ -38,6 +38,9 @@ DEFAULT_SETTINGS = {
         "extension": 2.0,
         "network": 1.0,
         "eviction": 2.0,
+        # Bringing a member to the scale set's latest model (manual, automatic or rolling upgrade):
+        # a reimage-like transition, the member is down meanwhile.
+        "upgrade": 5.0,
         # How long the Application Health extension reports "initializing"
         # after the VM boots, before it reports the application's state.
         "health_initializing": 2.0,
@@ -69,7 +72,22 @@ DEFAULT_SETTINGS = {
     "nat_v2_keep_removed_mappings": False,
     # The V2 port-mapping query answers 202 + Location (True) or 200 with the result.
     "port_mapping_query_async": True,
+    # In which order a V2 NAT rule hands out the ports of its range to the pool's members when it is created or
+    # its range changes (Azure documents only "by backend order" [?]): "pool", the order the pool lists its
+    # members (backendIPConfigurations), or "name", by ip configuration id.
+    "nat_v2_port_order": "pool",
+    # The VMSS-VM list of a Flexible set reports each member's properties.latestModelApplied (the spec's
+    # 2025-04-01 Flex example shows no properties at all [?]). False: the field is absent.
+    "flex_vm_list_latest_model": True,
+    # Instance protection (protectionPolicy) through the VMSS-VM API with a VM name on a Flexible set: True,
+    # accepted from api-version 2023-09-01 as the instance-protection page says, and enforced (scale-in and
+    # scale-set actions skip protected members); False, refused as observed with 400 InvalidParameter
+    # "instanceId must be a number" [?].
+    "flex_native_protection": False,
 }
+
+# Settings whose value is one of a few words.
+SETTING_CHOICES = {"nat_v2_port_order": ("pool", "name")}
 
 SUBSCRIPTION_ID_RE = re.compile(r"^[0-9a-fA-F-]{36}$")
 
@@ -99,6 +117,10 @@ def merge_settings(base, update):
         elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ValueError("setting %s must be true or false" % key)
+            merged[key] = value
+        elif isinstance(default, str):
+            if value not in SETTING_CHOICES[key]:
+                raise ValueError("setting %s must be one of %s" % (key, ", ".join(SETTING_CHOICES[key])))
             merged[key] = value
         else:
             # A wrongly typed value would only fail later, inside an operation.

@@ -318,8 +318,6 @@ def test_flex_vmss_vm_apis_need_numbers(sdk, compute, raw):
      "convertToSinglePlacementGroup"),
     (lambda c: c.virtual_machine_scale_sets.force_recovery_service_fabric_platform_update_domain_walk(
         RG, FLEX, platform_update_domain=0), "forceRecoveryServiceFabricPlatformUpdateDomainWalk"),
-    (lambda c: c.virtual_machine_scale_sets.begin_update_instances(RG, FLEX, {"instanceIds": ["x"]}),
-     "manualupgrade"),
     (lambda c: c.virtual_machine_scale_sets.begin_set_orchestration_service_state(
         RG, FLEX, {"serviceName": "AutomaticRepairs", "action": "Suspend"}), "setOrchestrationServiceState"),
 ])

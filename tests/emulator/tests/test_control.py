@@ -180,7 +180,8 @@ def test_settings_roundtrip(emu):
     assert settings["time_scale"] == 0.02 and settings["retry_after"] == 0
     assert set(settings) >= {"time_scale", "durations", "retry_after", "graph_lag", "readonly_blocks_post",
                              "flex_batch_actions", "strict_api_versions", "page_size", "token_lifetime",
-                             "lock_list_includes_inherited", "graph_quota"}
+                             "lock_list_includes_inherited", "graph_quota", "nat_v2_port_order",
+                             "flex_vm_list_latest_model", "flex_native_protection"}
     updated = emu.settings(durations={"restart": 9})
     assert updated["durations"]["restart"] == 9 and updated["durations"]["start"] == settings["durations"]["start"]
     assert emu.settings()["durations"]["restart"] == 9
@@ -192,6 +193,7 @@ def test_settings_roundtrip(emu):
 @pytest.mark.parametrize("change", [
     {"nope": 1}, {"durations": {"nope": 1}}, {"durations": {"restart": "slow"}}, {"time_scale": "fast"},
     {"time_scale": -1}, {"readonly_blocks_post": "yes"}, {"page_size": 0}, {"durations": 5},
+    {"nat_v2_port_order": "random"}, {"nat_v2_port_order": 1}, {"flex_native_protection": "yes"},
 ])
 def test_invalid_settings(emu, sdk, compute, change):
     reply = control(emu, "PUT", "settings", data=json.dumps(change))

@@ -322,6 +322,21 @@ def test_v2_port_mappings_with_removed_members_kept(emu, net, ids):
     assert query(net, ipconfig=members[0])[0][2] == 50000
 
 
+@pytest.mark.parametrize("order", ["pool", "name"])
+def test_v2_port_order_when_the_range_is_set(emu, net, ids, order):
+    try_setting(emu, nat_v2_port_order=order)
+    members = pool_ipconfigs(net)
+    ranked = members if order == "pool" else sorted(members, key=str.lower)
+    assert ranked != members or order == "pool"
+    put_rule(net, "ssh-v2", v2_rule(ids, 50000, 50099))
+    for index, member in enumerate(ranked):
+        assert query(net, ipconfig=member)[0][2] == 50000 + index
+    # A new range hands every port out again, in the same order.
+    put_rule(net, "ssh-v2", v2_rule(ids, 51000, 51099))
+    for index, member in enumerate(ranked):
+        assert query(net, ipconfig=member)[0][2] == 51000 + index
+
+
 def test_port_mapping_query_answers_202_with_location_or_200(emu, net, ids):
     put_rule(net, "ssh-v2", v2_rule(ids, 60000, 60099, backend_port=2222, protocol="Udp"))
     member = pool_ipconfigs(net)[1]

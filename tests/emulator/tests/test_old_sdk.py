@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -126,3 +127,32 @@ def test_resource_groups_and_network_old_versions(emu, sdk):
 @old_only
 def test_python_is_the_old_interpreter():
     assert "oldsdk" in sys.executable or os.environ.get("OLDSDK_PYTHON")
+
+
+@old_only
+def test_upgrades_and_native_protection_with_2024_07_01(emu, sdk):
+    """compute 33's models carry latestModelApplied, the rolling upgrade status and protectionPolicy."""
+    compute = sdk.compute()
+    emu.settings(flex_native_protection=True)
+    before = emu.request_count()
+    members = flex_members(compute, sdk.subscription_id)
+    compute.virtual_machine_scale_set_vms.begin_update(
+        RG, FLEX, members[0], {"location": "eastus", "properties": {"protectionPolicy": {
+            "protectFromScaleSetActions": True, "protectFromScaleIn": True}}}).result()
+    assert compute.virtual_machine_scale_set_vms.get(RG, FLEX, members[0]).protection_policy.protect_from_scale_in
+    compute.virtual_machine_scale_sets.begin_update(RG, FLEX, {"properties": {"upgradePolicy": {
+        "mode": "Rolling", "rollingUpgradePolicy": {"maxBatchInstancePercent": 50}}}}).result()
+    compute.virtual_machine_scale_sets.begin_update(RG, FLEX, {"properties": {"virtualMachineProfile": {
+        "storageProfile": {"imageReference": {"sku": "22_04-lts-gen2-v2"}}}}}).result()
+    deadline = time.monotonic() + 20
+    while compute.virtual_machine_scale_set_rolling_upgrades.get_latest(RG, FLEX).running_status.code == \
+            "RollingForward":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    status = compute.virtual_machine_scale_set_rolling_upgrades.get_latest(RG, FLEX)
+    assert status.running_status.code == "Completed" and status.progress.successful_instance_count == 11
+    latest = {vm.name: vm.latest_model_applied for vm in compute.virtual_machine_scale_set_vms.list(RG, FLEX)}
+    assert [name for name, current in latest.items() if not current] == [members[0]]
+    compute.virtual_machine_scale_sets.begin_update_instances(RG, FLEX, {"instanceIds": members[:1]}).result()
+    log = arm_requests(emu, before)
+    assert {e["query"].get("api-version") for e in log} == {"2024-07-01"}

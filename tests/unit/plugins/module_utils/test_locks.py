@@ -186,3 +186,122 @@ def test_other_errors_pass_unchanged():
         with lock_errors("Failed to lock VM web_1"):
             raise AzureFlexError("gone", code="ResourceNotFound", status=404)
     assert raised.value.msg == "gone"
+
+
+# -- native protection (protectionPolicy by VM name) -------------------------------------------------------------
+
+from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (  # noqa: E402
+    LEVEL_NATIVE,
+    NativeProtection,
+    ProtectionReader,
+    native_flags,
+    wanted_native,
+)
+
+NOT_PROTECTED = {"protect_from_scale_in": False, "protect_from_scale_set_actions": False}
+SCALE_IN = {"protect_from_scale_in": True, "protect_from_scale_set_actions": False}
+ACTIONS = {"protect_from_scale_in": True, "protect_from_scale_set_actions": True}
+
+
+def test_native_flags():
+    assert native_flags(None) == NOT_PROTECTED
+    assert native_flags({"protectFromScaleIn": True}) == SCALE_IN
+    # Protection from scale-set actions implies protection from scale-in.
+    assert native_flags({"protectFromScaleSetActions": True}) == ACTIONS
+
+
+@pytest.mark.parametrize("current, protection, state, policy", [
+    (NOT_PROTECTED, "scale_in", "present", {"protectFromScaleIn": True, "protectFromScaleSetActions": False}),
+    (NOT_PROTECTED, "scale_set_actions", "present", {"protectFromScaleIn": True, "protectFromScaleSetActions": True}),
+    (ACTIONS, "scale_in", "present", {"protectFromScaleIn": True, "protectFromScaleSetActions": True}),
+    (ACTIONS, "scale_set_actions", "absent", {"protectFromScaleIn": True, "protectFromScaleSetActions": False}),
+    (ACTIONS, "scale_in", "absent", {"protectFromScaleIn": False, "protectFromScaleSetActions": False}),
+    (NOT_PROTECTED, "scale_set_actions", "absent", {"protectFromScaleIn": False, "protectFromScaleSetActions": False}),
+])
+def test_wanted_native(current, protection, state, policy):
+    assert wanted_native(current, protection, state) == policy
+
+
+def test_native_flags_in_the_summary_and_in_what_blocks():
+    unprotected = protection_summary([], NOT_PROTECTED)
+    assert not unprotected["protected_from_scale_in"] and unprotected["native"] == NOT_PROTECTED
+    assert blocking_locks(unprotected, deleting=True) == []
+    scale_in = protection_summary([], SCALE_IN)
+    assert scale_in["protected_from_scale_in"] and not scale_in["protected_from_scale_set_actions"]
+    assert scale_in["level"] is None
+    assert blocking_locks(scale_in, deleting=False) == []
+    assert [lock["name"] for lock in blocking_locks(scale_in, deleting=True)] == ["protectFromScaleIn"]
+    frozen = protection_summary([lock_from_rest(rest_lock(VM1, "keep", "CanNotDelete"), VM1)], ACTIONS)
+    blocking = blocking_locks(frozen, deleting=False)
+    assert [(lock["name"], lock["level"]) for lock in blocking] == [("protectFromScaleSetActions", LEVEL_NATIVE)]
+    assert [lock["name"] for lock in blocking_locks(frozen, deleting=True)] == ["keep", "protectFromScaleSetActions"]
+    assert describe_locks(blocking) == "'protectFromScaleSetActions' (instance protection of the VM)"
+    # Not read (the lock mechanism, or Azure refused): nothing native blocks.
+    assert protection_summary([])["native"] is None
+
+
+class FakeVmssVms:
+    def __init__(self, policies=None, refuse=False):
+        self.policies = policies or {}
+        self.refuse = refuse
+        self.calls = []
+
+    def get(self, resource_group, scale_set, name):
+        self.calls.append(("get", name))
+        if self.refuse:
+            raise AzureFlexError("Virtual Machine Scale Set VM instanceId must be a number.", code="InvalidParameter",
+                                 status=400)
+        if name not in self.policies:
+            raise AzureFlexError("not found", code="ResourceNotFound", status=404)
+        return {"name": name, "properties": {"protectionPolicy": self.policies[name]}}
+
+
+class NativeClients(FakeClients):
+    def __init__(self, operations, vmss_vms):
+        super().__init__(operations)
+        self.vmss_vms = vmss_vms
+
+    def compute(self):
+        return type("Compute", (), {"virtual_machine_scale_set_vms": self.vmss_vms})()
+
+
+SCALE_SET = {"name": "web", "resource_group": "web-rg"}
+MEMBERS = [{"id": VM1, "name": "web_1", "resource_group": "web-rg"},
+           {"id": VM2, "name": "web_2", "resource_group": "web-rg"}]
+
+
+def test_native_protection_probes_once_where_azure_refuses():
+    vms = FakeVmssVms(refuse=True)
+    native = NativeProtection(NativeClients(FakeLockOperations([], {}), vms), SCALE_SET)
+    assert native.flags_by_member(MEMBERS) == {}
+    assert vms.calls == [("get", "web_1")]
+    assert "instanceId must be a number" in native.refusal_message()
+
+
+def test_native_protection_reads_every_member_where_azure_accepts():
+    vms = FakeVmssVms({"web_1": {"protectFromScaleIn": True}, "web_2": None})
+    native = NativeProtection(NativeClients(FakeLockOperations([], {}), vms), SCALE_SET)
+    assert native.flags_by_member(MEMBERS) == {VM1.lower(): SCALE_IN, VM2.lower(): NOT_PROTECTED}
+    assert native.refusal is None and native.refusal_message() is None
+
+
+def test_native_protection_other_errors_are_not_a_refusal():
+    class Broken(FakeVmssVms):
+        def get(self, resource_group, scale_set, name):
+            raise AzureFlexError("boom", code="InternalServerError", status=500)
+
+    with pytest.raises(AzureFlexError):
+        NativeProtection(NativeClients(FakeLockOperations([], {}), Broken()), SCALE_SET).flags_by_member(MEMBERS)
+
+
+def test_protection_reader_merges_locks_and_native_flags():
+    operations = FakeLockOperations([], {"web-rg": [rest_lock(VM1, "keep", "CanNotDelete")]})
+    vms = FakeVmssVms({"web_1": None, "web_2": {"protectFromScaleSetActions": True}})
+    clients = NativeClients(operations, vms)
+    protections = ProtectionReader(clients, "00000000-0000-0000-0000-000000000001", SCALE_SET).protection_by_member(
+        [dict(member, resource_group="web-rg") for member in MEMBERS])
+    assert protections[VM1.lower()]["level"] == "CanNotDelete"
+    assert protections[VM1.lower()]["native"] == NOT_PROTECTED
+    assert protections[VM2.lower()]["protected_from_scale_set_actions"] is True
+    assert [lock["name"] for lock in blocking_locks(protections[VM2.lower()], deleting=False)] == [
+        "protectFromScaleSetActions"]

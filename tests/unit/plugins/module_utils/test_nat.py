@@ -3,14 +3,17 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""NAT rule planning: option validation, stable port assignment, collisions, exhaustion, NIC edits."""
+"""NAT rule planning: option validation, stable port assignment, collisions, exhaustion, NIC edits; the V1 -> V2
+migration's options, plan (staging and final ranges, predicted ports, refusals) and the order of writes that keeps
+every member reachable, where a failure stops it and how a rerun resumes."""
 
 from __future__ import annotations
 
 import pytest
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils import _nat as nat
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, InvalidInputError
+from ansible_collections.azure_flex.vmss.plugins.module_utils._network import MigrationRunner
 
 LB = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/loadBalancers/lb"
 FE = LB + "/frontendIPConfigurations/fe"
@@ -361,3 +364,219 @@ def test_describe_and_endpoint():
     assert nat.endpoint("20.0.0.1", 50000) == "20.0.0.1:50000"
     assert nat.endpoint("2001:db8::1", 22) == "[2001:db8::1]:22"
     assert nat.endpoint(None, 22) is None and nat.endpoint("1.2.3.4", None) is None
+
+
+# -- V1 -> V2 migration -----------------------------------------------------------------------------
+
+NAMES = ["web_a", "web_b", "web_c"]
+
+
+def migrate(**overrides):
+    params = dict(DEFAULTS, backend_port=None, migrate_to_v2=True, frontend_port_start=50000, frontend_port_end=50099)
+    params.update(overrides)
+    return nat.NatRequest.from_params(params)
+
+
+def members(names=None):
+    return [member(name) for name in names or NAMES]
+
+
+def v1_world(pool_order=("web_c", "web_a", "web_b"), extra_rules=()):
+    rules = [v1_rule("ssh-%s" % name, 50000 + index, bound_to=name) for index, name in enumerate(NAMES)]
+    return load_balancer(rules=rules + list(extra_rules), pool_members=pool_order)
+
+
+def pool_of(lb):
+    return lb["properties"]["backendAddressPools"][0]
+
+
+def plan_for(lb, request=None, selected=None):
+    return nat.plan_migration(request or migrate(), lb, FE, pool_of(lb), members(selected or NAMES))
+
+
+# -- options --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"frontend_port_start": None}, "needs frontend_port_start"),
+    ({"frontend_port_end": None}, "needs frontend_port_end"),
+    ({"instances": None}, "needs instances"),
+    ({"state": "absent"}, "needs state=present"),
+    ({"frontend_port": 22}, "cannot be combined with it"),
+    ({"frontend_port_end": 49999}, "must not be smaller"),
+    ({"frontend_port_range_start": 60000, "frontend_port_range_end": 59999}, "is empty"),
+    ({"migration_port_range_start": 0}, "migration_port_range_start must be between"),
+])
+def test_migration_options(overrides, message):
+    with pytest.raises(InvalidInputError) as info:
+        migrate(**overrides)
+    assert message in info.value.msg
+
+
+def test_staging_start_only_with_migration():
+    with pytest.raises(InvalidInputError) as info:
+        nat.NatRequest.from_params(dict(DEFAULTS, frontend_port=1, migration_port_range_start=60000))
+    assert "only with migrate_to_v2" in info.value.msg
+
+
+def test_the_final_range_is_the_v1_range_unless_given():
+    assert migrate().final_range == (50000, 50099)
+    assert migrate(frontend_port_range_start=40000, frontend_port_range_end=40010).final_range == (40000, 40010)
+    assert migrate(frontend_port_end=None, frontend_port_range_end=50020).final_range == (50000, 50020)
+
+
+# -- the plan ---------------------------------------------------------------------------------------
+
+def test_plan_predicts_ports_from_the_pool_order():
+    plan = plan_for(v1_world())
+    assert plan.final == (50000, 50099) and plan.staging == (50100, 50199)
+    assert [view["name"] for _member, view in plan.v1] == ["ssh-web_a", "ssh-web_b", "ssh-web_c"]
+    # Pool order c, a, b: c gets the first port, a the second, b the third.
+    assert [plan.predicted_port(m, plan.final) for m in members()] == [50001, 50002, 50000]
+    assert [plan.predicted_port(m, plan.staging) for m in members()] == [50101, 50102, 50100]
+    assert plan.props == {"frontendIPConfiguration": {"id": FE}, "protocol": "Tcp", "backendPort": 22,
+                          "idleTimeoutInMinutes": 4, "enableFloatingIP": False, "enableTcpReset": False,
+                          "backendAddressPool": {"id": POOL}}
+    assert plan.needed
+    v2, staging, v1, stale = plan.rule_plans()
+    assert (v2.rule_name, v2.action, staging.rule_name, staging.action) == ("ssh", "create", "ssh-v2-staging", "delete")
+    assert staging.desired["frontendPortRangeStart"] == 50100 and v2.desired["frontendPortRangeEnd"] == 50099
+    assert [p.rule_name for p in v1] == ["ssh-web_a", "ssh-web_b", "ssh-web_c"] and stale == []
+
+
+def test_ports_in_the_pool_order_are_kept():
+    plan = plan_for(v1_world(pool_order=NAMES))
+    assert [plan.predicted_port(m, plan.final) for m in members()] == [50000, 50001, 50002]
+
+
+def test_staging_range_skips_ports_in_use_and_can_be_chosen():
+    busy = v1_rule("other", 50150)
+    assert plan_for(v1_world(extra_rules=[busy])).staging == (50151, 50250)
+    assert plan_for(v1_world(), migrate(migration_port_range_start=40000)).staging == (40000, 40099)
+    for start, message in ((50050, "overlaps the V2 rule's final range"), (50101, "overlaps ports used"),
+                           (65500, "leaves no room")):
+        with pytest.raises(InvalidInputError) as info:
+            plan_for(v1_world(extra_rules=[v1_rule("other", 50150)]), migrate(migration_port_range_start=start))
+        assert message in info.value.msg
+
+
+def test_refusals_that_would_strand_a_member():
+    with pytest.raises(InvalidInputError) as info:
+        plan_for(v1_world(pool_order=("web_a", "web_b")))
+    assert "web_c" in info.value.msg and "add_to_pool=true" in info.value.msg
+    plan = plan_for(v1_world(pool_order=("web_a", "web_b")), migrate(add_to_pool=True))
+    assert [m["name"] for m in plan.joining] == ["web_c"]
+    assert plan.predicted_port(member("web_c"), plan.final) == 50002
+
+
+@pytest.mark.parametrize("lb, request_, message", [
+    (load_balancer(rules=[v1_rule("ssh-web_a", 50000, "web_a"), v1_rule("ssh-web_b", 50001, "web_b", backend_port=2222)],
+                   pool_members=NAMES), None, "differ in backend_port (22, 2222)"),
+    (v1_world(), migrate(backend_port=2222), "differs from the V1 rules' backend port"),
+    (v1_world(extra_rules=[v1_rule("ssh", 40000)]), None, "exists as a V1 rule"),
+    (v1_world(extra_rules=[v2_rule("ssh", 40000, 40099)]), None, "exists with the range 40000-40099"),
+    (v1_world(extra_rules=[v1_rule("keep", 50050)]), None, "overlaps ports used on this frontend by inbound NAT rule keep"),
+    (v1_world(), migrate(frontend_port_end=50001), "provides 2 port(s)"),
+    (load_balancer(pool_members=NAMES), None, "Nothing to migrate"),
+    (dict(v1_world(), sku={"name": "Basic"}), None, "Basic SKU"),
+])
+def test_plan_refusals(lb, request_, message):
+    with pytest.raises(InvalidInputError) as info:
+        plan_for(lb, request_)
+    assert message in info.value.msg
+
+
+def test_resume_and_done():
+    staging = v2_rule("ssh-v2-staging", 50100, 50199)
+    left = load_balancer(rules=[staging, v1_rule("ssh-web_c", 50002, "web_c")], pool_members=NAMES)
+    plan = plan_for(left)
+    assert plan.staging == (50100, 50199) and [view["name"] for _m, view in plan.v1] == ["ssh-web_c"]
+    failed_final = dict(v2_rule("ssh", 50000, 50099))
+    failed_final["properties"] = dict(failed_final["properties"], provisioningState="Failed")
+    plan = plan_for(load_balancer(rules=[staging, failed_final], pool_members=NAMES))
+    assert not plan.final_ready and plan.rule_plans()[0].action == "update"
+    done = plan_for(load_balancer(rules=[v2_rule("ssh", 50000, 50099)], pool_members=NAMES))
+    assert not done.needed and done.staging is None and done.rule_plans()[1] is None
+
+
+# -- the order of writes ----------------------------------------------------------------------------
+
+class FakeWriter:
+    """Records the writes; ``fail`` names the write that fails (e.g. ``delete ssh-web_b``)."""
+
+    def __init__(self, rules, fail=None):
+        self.rules = rules  # rule name -> frontend port or range
+        self.fail = fail
+        self.log = []
+
+    def _maybe_fail(self, what):
+        self.log.append(what)
+        if what == self.fail:
+            raise AzureFlexError("injected", code="InternalServerError")
+
+    def put_rule(self, plan):
+        self._maybe_fail("put %s" % plan.rule_name)
+        self.rules[plan.rule_name] = (plan.desired["frontendPortRangeStart"], plan.desired["frontendPortRangeEnd"])
+
+    def delete_rule(self, plan):
+        self._maybe_fail("delete %s" % plan.rule_name)
+        self.rules.pop(plan.rule_name)
+
+    def edit_nic(self, nic_id, edit, description):
+        self._maybe_fail("join %s" % nic_id.split("/")[-1])
+        return nic_id + "/ipConfigurations/ipconfig1"
+
+
+def fake_query(writer, order):
+    def query(rule_name, pairs):
+        span = writer.rules.get(rule_name)
+        ports = {}
+        for member_, ipconfig_id in pairs:
+            if isinstance(span, tuple) and ipconfig_id.lower() in order:
+                ports[member_["name"].lower()] = span[0] + order.index(ipconfig_id.lower())
+        return ports, {}
+    return query
+
+
+def run(plan, fail=None):
+    writer = FakeWriter({"ssh-%s" % name: 50000 + index for index, name in enumerate(NAMES)}, fail)
+    order = [ipconfig(name).lower() for name in ("web_c", "web_a", "web_b")]
+    runner = MigrationRunner(plan, plan.rule_plans(), writer, fake_query(writer, order)).run()
+    return runner, writer
+
+
+def reachable(runner, writer, name):
+    """Every member has a V1 rule left or a port on a V2 rule that exists."""
+    return ("ssh-%s" % name) in writer.rules or runner.staging_ports.get(name) is not None and runner.staging_exists \
+        or runner.ports.get(name) is not None and runner.final_ready
+
+
+def test_the_writes_keep_every_member_reachable():
+    runner, writer = run(plan_for(v1_world()))
+    assert writer.log == ["put ssh-v2-staging", "delete ssh-web_a", "delete ssh-web_b", "delete ssh-web_c", "put ssh",
+                          "delete ssh-v2-staging"]
+    assert runner.error is None and runner.final_ready and not runner.staging_exists
+    assert runner.ports == {"web_c": 50000, "web_a": 50001, "web_b": 50002}
+    assert runner.staging_ports == {"web_c": 50100, "web_a": 50101, "web_b": 50102}
+
+
+@pytest.mark.parametrize("fail, done", [
+    ("put ssh-v2-staging", ["put ssh-v2-staging"]),
+    ("delete ssh-web_b", ["put ssh-v2-staging", "delete ssh-web_a", "delete ssh-web_b"]),
+    ("put ssh", ["put ssh-v2-staging", "delete ssh-web_a", "delete ssh-web_b", "delete ssh-web_c", "put ssh"]),
+    ("delete ssh-v2-staging", ["put ssh-v2-staging", "delete ssh-web_a", "delete ssh-web_b", "delete ssh-web_c",
+                               "put ssh", "delete ssh-v2-staging"]),
+])
+def test_a_failure_stops_there_with_every_member_reachable(fail, done):
+    runner, writer = run(plan_for(v1_world()), fail=fail)
+    assert writer.log == done
+    assert runner.error is not None and runner.error.code == "InternalServerError"
+    assert all(reachable(runner, writer, name) for name in NAMES)
+
+
+def test_a_v1_rule_goes_only_once_its_member_has_a_staging_port():
+    plan = plan_for(v1_world())
+    writer = FakeWriter({"ssh-%s" % name: 50000 + index for index, name in enumerate(NAMES)})
+    order = [ipconfig(name).lower() for name in ("web_c", "web_a")]  # Azure gives web_b no port
+    runner = MigrationRunner(plan, plan.rule_plans(), writer, fake_query(writer, order)).run()
+    assert writer.log == ["put ssh-v2-staging"]
+    assert runner.failed_member["name"] == "web_b" and "no port" in runner.error.msg
