@@ -4,7 +4,7 @@
     POST   /_emulator/reset                  body: a scenario (JSON or YAML); empty = the startup scenario
     GET    /_emulator/scenario               the scenario now loaded
     GET|PUT /_emulator/settings              PUT merges (durations are merged key by key)
-    GET|POST|DELETE /_emulator/faults        list / add one rule / clear all
+    GET|POST|DELETE /_emulator/faults        list / add one rule (status, lro, stuck or delay) / clear all
     PUT    /_emulator/vms/{name}/health      {"state": "unhealthy", "after_restart": false}
     PUT    /_emulator/vms/{name}/maintenance {"pending": true}
     GET|DELETE /_emulator/requests           ?since=N returns entries from index N
