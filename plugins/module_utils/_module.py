@@ -40,6 +40,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import (
     AzureClients,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
+    CODE_INVALID_INPUT,
     AzureFlexError,
     MissingDependencyError,
     azure_error_types,
@@ -52,6 +53,10 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import 
 
 DEFAULT_TIMEOUT = 900
 MAX_PARALLEL_LIMIT = 100
+# One day: longer than any Azure operation the modules wait for, and far below what the socket and thread
+# timeouts of the platform accept (a larger value made sock.settimeout() raise OverflowError).
+MAX_TIMEOUT = 86400
+MAX_POLLING_INTERVAL = 3600
 
 # Options of modules that start long-running operations (documented by the ``wait`` doc fragment).
 WAIT_ARGUMENT_SPEC = dict(
@@ -107,6 +112,8 @@ class AzureFlexModule:
         self._auth_settings = None
         self._cloud = None
         self._clients = None
+        self._selectors = []
+        self._selection_warned = False
 
     def __getattr__(self, name):
         # Only called for attributes not found on this object: delegate to the AnsibleModule.
@@ -165,8 +172,37 @@ class AzureFlexModule:
         self._clients = value
 
     def selector(self):
-        """A ``ScaleSetSelector`` bound to this task's clients, deadline and parallelism."""
-        return ScaleSetSelector(self.clients, self.subscription_id, self.deadline, self.max_parallel)
+        """A ``ScaleSetSelector`` bound to this task's clients, deadline and parallelism.
+
+        The task's result reports what its selectors found worth saying (``selection_outcome``).
+        """
+        selector = ScaleSetSelector(self.clients, self.subscription_id, self.deadline, self.max_parallel)
+        self._selectors.append(selector)
+        return selector
+
+    def selection_outcome(self):
+        """Entries for the members named in ``instances`` that a filter left out, after warning about them.
+
+        Each entry is ``{"name", "id", "status": "skipped", "changed": False, "reason"}``; the selectors'
+        warnings (named members left out, a filter that selected nothing, Resource Graph lag) are issued once.
+        """
+        entries, seen = [], set()
+        warnings = []
+        for selector in self._selectors:
+            warnings.extend(warning for warning in selector.warnings if warning not in warnings)
+            for item in selector.filtered_out:
+                member = item["member"]
+                key = str(member.get("id") or member.get("name")).lower()
+                if key in seen:
+                    continue
+                seen.add(key)
+                entries.append({"name": member.get("name"), "id": member.get("id"), "status": "skipped",
+                                "changed": False, "reason": item["reason"]})
+        if not self._selection_warned:
+            self._selection_warned = True
+            for warning in warnings:
+                self.module.warn(warning)
+        return sorted(entries, key=lambda entry: str(entry["name"] or "").lower())
 
     # -- execution helpers -----------------------------------------------------------------
 
@@ -217,9 +253,11 @@ class AzureFlexModule:
         counts = {"selected": len(entries), "changed": 0, "skipped": 0, "failed": 0}
         for entry in entries:
             counts["failed" if entry["status"] == "failed" else "changed" if entry["changed"] else "skipped"] += 1
+        filtered_out = self.selection_outcome()
+        counts["filtered_out"] = len(filtered_out)
         result = {
             "changed": counts["changed"] > 0,
-            "instances": entries,
+            "instances": sorted(entries + filtered_out, key=lambda entry: str(entry["name"] or "").lower()),
             "counts": counts,
             "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
             "elapsed_seconds": round(self.deadline.elapsed(), 3),
@@ -243,10 +281,11 @@ class AzureFlexModule:
 
     def _check_limits(self):
         params = self.module.params
-        for name, low, high in (("timeout", 1, None), ("max_parallel", 1, MAX_PARALLEL_LIMIT), ("polling_interval", 1, None)):
+        for name, low, high in (("timeout", 1, MAX_TIMEOUT), ("max_parallel", 1, MAX_PARALLEL_LIMIT),
+                                ("polling_interval", 1, MAX_POLLING_INTERVAL)):
             value = params.get(name)
             if value is None:
                 continue
-            if value < low or (high is not None and value > high):
-                bounds = "at least %d" % low if high is None else "between %d and %d" % (low, high)
-                self.module.fail_json(msg="%s must be %s, got %d" % (name, bounds, value))
+            if value < low or value > high:
+                self.module.fail_json(msg="%s must be between %d and %d, got %d" % (name, low, high, value),
+                                      code=CODE_INVALID_INPUT)

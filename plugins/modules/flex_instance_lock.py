@@ -143,10 +143,15 @@ instances:
       type: str
     status:
       description:
-        - C(changed) (lock written or removed), C(would_change) (check mode), C(unchanged) (already as requested)
-          or C(failed) (see RV(instances[].error)).
+        - C(changed) (lock written or removed), C(would_change) (check mode), C(unchanged) (already as requested),
+          C(failed) (see RV(instances[].error)), or C(skipped) for a member named in O(instances) that a filter left
+          out (see RV(instances[].reason)).
       type: str
       sample: changed
+    reason:
+      description: Why a member named in O(instances) was left out by a filter.
+      type: str
+      returned: when a named member was left out
     changed:
       description: Whether the lock was (or, in check mode, would be) written or removed.
       type: bool
@@ -204,10 +209,26 @@ instances:
       type: dict
       returned: when the member failed
 counts:
-  description: How many members were selected, changed, unchanged and failed.
+  description:
+    - How many members were selected, changed, unchanged and failed, and how many members named in O(instances)
+      a filter left out (C(filtered_out), not counted in C(selected)).
   returned: always
   type: dict
-  sample: {"selected": 2, "changed": 2, "unchanged": 0, "failed": 0}
+  sample: {"selected": 2, "changed": 2, "unchanged": 0, "failed": 0, "filtered_out": 0}
+scale_set:
+  description: The scale set.
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: Resource ID.
+      type: str
+    name:
+      description: Name.
+      type: str
+    resource_group:
+      description: Resource group.
+      type: str
 lock:
   description: The lock the task manages.
   returned: always
@@ -217,6 +238,11 @@ elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always
   type: float
+retries:
+  description: Retries made on throttling (429) and transient errors during the task.
+  returned: always
+  type: dict
+  sample: {"retries": 0, "throttled_responses": 0}
 """
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
@@ -371,21 +397,25 @@ def run(module):
             else:
                 entry.update(status="failed", changed=False, lock=entry["before"],
                              protection=protections.get(entry["id"].lower()), error=member_error(outcome.error))
-    return report(module, [entry for entry, _member, _existing in planned], wanted)
+    return report(module, selection.scale_set, [entry for entry, _member, _existing in planned], wanted)
 
 
-def report(module, entries, wanted):
+def report(module, scale_set, entries, wanted):
     counts = {"selected": len(entries), "changed": 0, "unchanged": 0, "failed": 0}
     for entry in entries:
         counts["failed" if entry["status"] == "failed" else "changed" if entry["changed"] else "unchanged"] += 1
-    result = {"changed": counts["changed"] > 0, "instances": entries, "counts": counts, "lock": wanted.summary(),
-              "elapsed_seconds": round(module.deadline.elapsed(), 3)}
+    filtered_out = module.selection_outcome()
+    counts["filtered_out"] = len(filtered_out)
+    result = {"changed": counts["changed"] > 0, "counts": counts, "lock": wanted.summary(),
+              "instances": sorted(entries + filtered_out, key=lambda entry: str(entry["name"] or "").lower()),
+              "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
+              "elapsed_seconds": round(module.deadline.elapsed(), 3), "retries": module.retry_summary()}
     if module._diff:
         acted = [entry for entry in entries if entry["changed"]]
         result["diff"] = {"before": {"locks": {entry["name"]: entry["before"] for entry in acted}},
                           "after": {"locks": {entry["name"]: entry["lock"] for entry in acted}}}
     for entry in entries:
-        entry.pop("before")
+        entry.pop("before", None)
     if counts["failed"]:
         failures = ["%s: %s" % (entry["name"], entry["error"].get("msg")) for entry in entries
                     if entry["status"] == "failed"]

@@ -215,6 +215,9 @@ class FakeModule:
     def retry_summary(self):
         return {"retries": 0, "throttled_responses": 0}
 
+    def selection_outcome(self):
+        return []
+
     report_members = AzureFlexModule.report_members
 
 
@@ -233,7 +236,7 @@ def test_install_then_rerun_is_idempotent():
     first = module.run(FakeModule(params, [member("a"), member("b")], fake))
     assert [w[0] for w in fake.writes] == ["PUT", "PUT"]
     assert fake.writes[0][2]["properties"]["protectedSettings"] == {"secret": "s"}
-    assert first["counts"] == {"selected": 2, "changed": 2, "skipped": 0, "failed": 0}
+    assert first["counts"] == {"selected": 2, "changed": 2, "skipped": 0, "failed": 0, "filtered_out": 0}
     assert first["instances"][0]["after"]["settings"] == {"a": 1}
     second = module.run(FakeModule(params, [member("a"), member("b")], fake))
     assert len(fake.writes) == 2
@@ -257,7 +260,7 @@ def test_a_member_azure_refuses_is_reported_and_fails_the_task_after_the_others(
     assert entries["b"]["status"] == "failed"
     assert entries["b"]["error"] == {"msg": "Cannot modify extensions in the VM when the VM is not running.",
                                      "code": "OperationNotAllowed", "status": 409, "request_id": "req-b"}
-    assert result["counts"] == {"selected": 2, "changed": 1, "skipped": 0, "failed": 1}
+    assert result["counts"] == {"selected": 2, "changed": 1, "skipped": 0, "failed": 1, "filtered_out": 0}
     assert "b: OperationNotAllowed" in raised.value.msg
 
 

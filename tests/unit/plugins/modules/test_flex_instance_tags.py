@@ -199,7 +199,7 @@ def test_check_mode_writes_nothing_and_predicts(run_module):
     assert writes(requests) == []
     assert result["changed"] is True
     assert [(e["name"], e["status"]) for e in result["instances"]] == [("a", "would_change"), ("b", "skipped")]
-    assert result["counts"] == {"selected": 2, "changed": 1, "skipped": 1, "failed": 0}
+    assert result["counts"] == {"selected": 2, "changed": 1, "skipped": 1, "failed": 0, "filtered_out": 0}
     assert result["diff"] == {"before": {"instances": {"a": {"app": "web"}}},
                               "after": {"instances": {"a": {"app": "web", "run": "r1"}}}}
 
@@ -224,7 +224,7 @@ def test_real_run_merges_through_the_tags_api_then_a_rerun_changes_nothing(run_m
 
     assert code == 0 and again["changed"] is False
     assert [r for r in writes(requests) if "ResourceGraph" not in r.url] == []
-    assert again["counts"] == {"selected": 3, "changed": 0, "skipped": 3, "failed": 0}
+    assert again["counts"] == {"selected": 3, "changed": 0, "skipped": 3, "failed": 0, "filtered_out": 0}
 
 
 def test_a_refused_member_fails_the_task_with_the_arm_error_and_the_others_are_done(run_module):
