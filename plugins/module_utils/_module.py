@@ -57,6 +57,9 @@ MAX_PARALLEL_LIMIT = 100
 # timeouts of the platform accept (a larger value made sock.settimeout() raise OverflowError).
 MAX_TIMEOUT = 86400
 MAX_POLLING_INTERVAL = 3600
+# Ansible masks a no_log value wherever it occurs in the result; a toy secret of a few letters would mangle
+# every word containing them. Entra ID client secrets are 40 characters.
+MIN_MASKED_SECRET_LENGTH = 8
 
 # Options of modules that start long-running operations (documented by the ``wait`` doc fragment).
 WAIT_ARGUMENT_SPEC = dict(
@@ -136,6 +139,11 @@ class AzureFlexModule:
         """The resolved authentication settings (resolved on first use)."""
         if self._auth_settings is None:
             self._auth_settings = resolve_auth_settings(self.module.params, self._environ)
+            secret = self._auth_settings.secret
+            if secret and len(secret) >= MIN_MASKED_SECRET_LENGTH:
+                # A secret from the environment or a credential file is no task option, so no_log does not
+                # know it: registered here, Ansible masks it wherever it would appear in the result.
+                self.module.no_log_values.add(secret)
         return self._auth_settings
 
     @property

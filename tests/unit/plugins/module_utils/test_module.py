@@ -236,3 +236,10 @@ def test_report_members_lists_named_members_a_filter_left_out_and_warns_once(bui
     assert warned == ["1 member(s) named in instances were left out"]
     module.selection_outcome()
     assert len(warned) == 1
+
+
+def test_a_secret_from_the_environment_is_masked_in_the_result(build):
+    module = build({"scale_set_id": "/x"}, environ=dict(AWX_ENV, AZURE_SECRET="env-secret-value-123"))
+
+    assert module.auth_settings.secret == "env-secret-value-123"
+    assert "env-secret-value-123" in module.module.no_log_values
