@@ -76,6 +76,10 @@ READ_ARGUMENT_SPEC = dict(
 )
 
 
+# Member statuses that fail the task: a failure, or in check mode one predicted (Azure would refuse).
+FAILED_STATUSES = ("failed", "would_fail")
+
+
 class MemberFailures(Exception):
     """Some members failed: ``AzureFlexModule.run`` fails the task with ``msg`` and the whole ``result``.
 
@@ -254,13 +258,14 @@ class AzureFlexModule:
     def report_members(self, scale_set, entries, diff_key, failed_to):
         """The result of a task that acted on members: counts, per-member entries, diff, timing, retries.
 
-        Each entry has ``name``, ``status`` (``failed`` or another), ``changed``, ``before`` and ``after``
-        (shown in the diff under ``diff_key`` for members changed or failed) and, when failed, ``error``.
+        Each entry has ``name``, ``status`` (``failed``, ``would_fail`` in check mode, or another), ``changed``,
+        ``before`` and ``after`` (shown in the diff under ``diff_key`` for members changed or failed) and, when
+        failed, ``error``.
         When any member failed, raises ``MemberFailures`` saying what they ``failed_to`` do.
         """
         counts = {"selected": len(entries), "changed": 0, "skipped": 0, "failed": 0}
         for entry in entries:
-            counts["failed" if entry["status"] == "failed" else "changed" if entry["changed"] else "skipped"] += 1
+            counts["failed" if entry["status"] in FAILED_STATUSES else "changed" if entry["changed"] else "skipped"] += 1
         filtered_out = self.selection_outcome()
         counts["filtered_out"] = len(filtered_out)
         result = {
@@ -272,14 +277,15 @@ class AzureFlexModule:
             "retries": self.retry_summary(),
         }
         if self._diff:
-            touched = [entry for entry in entries if entry["changed"] or entry["status"] == "failed"]
+            touched = [entry for entry in entries if entry["changed"] or entry["status"] in FAILED_STATUSES]
             result["diff"] = {"before": {diff_key: {entry["name"]: entry["before"] for entry in touched}},
                               "after": {diff_key: {entry["name"]: entry["after"] for entry in touched}}}
         if counts["failed"]:
             failures = ["%s: %s" % (entry["name"], entry["error"].get("code") or entry["error"].get("msg"))
-                        for entry in entries if entry["status"] == "failed"]
-            raise MemberFailures("%d of %d member(s) failed to %s: %s" % (
-                counts["failed"], counts["selected"], failed_to, "; ".join(failures)), result)
+                        for entry in entries if entry["status"] in FAILED_STATUSES]
+            raise MemberFailures("%d of %d member(s) %s to %s: %s" % (
+                counts["failed"], counts["selected"], "would fail" if self.check_mode else "failed", failed_to,
+                "; ".join(failures)), result)
         return result
 
     def retry_summary(self):
