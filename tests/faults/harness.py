@@ -54,9 +54,15 @@ class CaseFailed(AssertionError):
 
 
 class Case:
-    def __init__(self, func, category, title, members=4, exclusive=False, scenario=None, timeout=240):
+    def __init__(self, func, category, title, members=4, exclusive=False, scenario=None, timeout=240, settings=None,
+                 group=None):
         if category not in CATEGORIES:
             raise ValueError("unknown category %r" % category)
+        if settings and not exclusive:
+            raise ValueError("case %s has settings, so it must be exclusive" % func.__name__)
+        self.settings = settings
+        # Exclusive cases of one group share a world (reset with their settings) and run concurrently.
+        self.group = group or func.__name__
         self.func = func
         self.id = func.__name__
         self.category = category
@@ -67,11 +73,18 @@ class Case:
         self.timeout = timeout
 
 
-def case(category, title, members=4, exclusive=False, scenario=None, timeout=240):
-    """Register a case: ``category`` (one of CATEGORIES), what it shows, how many members its set has."""
+def case(category, title, members=4, exclusive=False, scenario=None, timeout=240, settings=None, group=None):
+    """Register a case: ``category`` (one of CATEGORIES), what it shows, how many members its set has.
+
+    ``scenario(group)`` adds resources to the case's resource group; ``settings`` (emulator settings, for the
+    whole world) make the case exclusive: it runs alone, after a reset with those settings, or with the other
+    cases of its ``group`` (same settings), concurrently.
+    """
     def register(func):
-        CASES.append(Case(func, category, title, members=members, exclusive=exclusive, scenario=scenario,
-                          timeout=timeout))
+        if any(existing.id == func.__name__ for existing in CASES):
+            raise ValueError("two cases are called %s" % func.__name__)
+        CASES.append(Case(func, category, title, members=members, exclusive=exclusive or bool(settings),
+                          scenario=scenario, timeout=timeout, settings=settings, group=group))
         return func
     return register
 
@@ -112,6 +125,15 @@ class ModuleRun:
 
     def get(self, key, default=None):
         return self.result.get(key, default)
+
+    @property
+    def warnings(self):
+        """The task's warnings as text (ansible-core 2.19 returns them as objects with a message)."""
+        texts = []
+        for warning in self.result.get("warnings") or []:
+            texts.append(str(warning.get("msg") or warning.get("message") or warning) if isinstance(warning, dict)
+                         else str(warning))
+        return texts
 
     @property
     def msg(self):
@@ -183,10 +205,41 @@ class World:
         env["HOME"] = os.environ.get("HOME", "/tmp")
         return env
 
+    def sdk(self):
+        """SDK clients of the runner's own interpreter, to shape the world (scale out, lock) as another user would."""
+        return Sdk(self.env)
+
     def reset(self, resource_groups, settings=None):
         scenario = {"settings": dict(FAST_SETTINGS, **(settings or {})), "resource_groups": resource_groups}
         self.emulator.clear_faults()
         self.emulator.reset(scenario)
+
+
+class Sdk:
+    """Management clients against the emulator, built the way a sovereign-cloud user builds them."""
+
+    def __init__(self, env):
+        from azure.identity import ClientSecretCredential
+
+        self.env = env
+        self.subscription_id = env["AZURE_SUBSCRIPTION_ID"]
+        self.credential = ClientSecretCredential(
+            env["AZURE_TENANT"], env["AZURE_CLIENT_ID"], env["AZURE_SECRET"], authority=env["AZURE_EMULATOR_URL"],
+            disable_instance_discovery=True, connection_verify=env["REQUESTS_CA_BUNDLE"])
+        self.kwargs = dict(base_url=env["AZURE_EMULATOR_URL"], credential_scopes=["https://management.emulator.invalid//.default"],
+                           polling_interval=0.2, connection_verify=env["REQUESTS_CA_BUNDLE"])
+
+    def compute(self):
+        from azure.mgmt.compute import ComputeManagementClient
+        return ComputeManagementClient(self.credential, self.subscription_id, **self.kwargs)
+
+    def locks(self):
+        from azure.mgmt.resource.locks import ManagementLockClient
+        return ManagementLockClient(self.credential, self.subscription_id, **self.kwargs)
+
+    def vm_id(self, resource_group, name):
+        return "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s" % (
+            self.subscription_id, resource_group, name)
 
 
 def scale_set_group(name, members, fault_domains=2, health=True, extra=None):
@@ -219,6 +272,7 @@ class Ctx:
         self._request_mark = self.emulator.request_count()
         self._event_mark = len(self.emulator.events())
         self._tmp = tempfile.mkdtemp(prefix="fault-%s-" % case.id)
+        self._sdk = None
 
     # paths and names
 
@@ -230,6 +284,14 @@ class Ctx:
     def rg_path(self):
         """A regex matching every ARM path of this case's resource group."""
         return "/resourceGroups/%s/" % re.escape(self.rg)
+
+    def of_set(self, **args):
+        """Module arguments addressing this case's scale set, plus ``args``."""
+        return dict(resource_group=self.rg, scale_set="web", **args)
+
+    def run(self, module_name, /, check=False, diff=False, env=None, **args):
+        """``module(module_name, ...)`` on this case's scale set."""
+        return self.module(module_name, check=check, diff=diff, env=env, **self.of_set(**args))
 
     def vm_path(self, name=r"[^/]+"):
         return self.rg_path + "providers/Microsoft.Compute/virtualMachines/%s" % name
@@ -251,6 +313,42 @@ class Ctx:
 
     def fault(self, **rule):
         return self.emulator.add_fault(**rule)
+
+    @property
+    def sdk(self):
+        if self._sdk is None:
+            self._sdk = self.world.sdk()
+        return self._sdk
+
+    def scale_to(self, capacity):
+        """Scale the case's set to ``capacity`` members through the compute API (as another tool would)."""
+        self.sdk.compute().virtual_machine_scale_sets.begin_update(self.rg, "web", {"sku": {"capacity": capacity}}).result()
+
+    def lock(self, member, level="ReadOnly", name="fault-lock"):
+        self.sdk.locks().management_locks.create_or_update_by_scope(
+            self.sdk.vm_id(self.rg, member), name, {"properties": {"level": level}})
+
+    def set_health(self, member, state, after_restart=False):
+        # Every case's set is called web, so member names repeat across resource groups: name the group.
+        self.emulator.control("PUT", "vms/%s/health" % member, {"state": state, "after_restart": after_restart},
+                              params={"resource_group": self.rg})
+
+    def set_maintenance(self, member, pending=True):
+        self.emulator.control("PUT", "vms/%s/maintenance" % member, {"pending": pending},
+                              params={"resource_group": self.rg})
+
+    def role(self, action="restart", check=False, extra_tasks=(), verbosity=0, **variables):
+        """Run the rolling role through its public interface: role variables in, the summary fact out."""
+        prefix = "rolling_%s_" % action
+        role_vars = {prefix + "resource_group": self.rg, prefix + "scale_set": "web",
+                     prefix + "health_poll_seconds": 1, prefix + "health_timeout": 30}
+        role_vars.update({prefix + key: value for key, value in variables.items()})
+        tasks = [{"name": "The role", "block": [{"name": "Run the role", "ansible.builtin.include_role": {
+                      "name": "azure_flex.vmss.rolling_%s" % action}, "vars": role_vars}],
+                  "always": [{"save_facts": [prefix + "summary"]}]}]
+        run = self.playbook(list(extra_tasks) + tasks, check=check, verbosity=verbosity)
+        run.summary = run.facts.get(prefix + "summary") or {}
+        return run
 
     def settings(self, **changes):
         if not self.case.exclusive:
@@ -290,7 +388,7 @@ class Ctx:
 
     # the collection
 
-    def module(self, name, check=False, diff=False, env=None, timeout=180, unset=(), **args):
+    def module(self, name, /, check=False, diff=False, env=None, process_timeout=180, unset=(), **args):
         """Run module ``name`` with ``args`` (credentials from the environment); returns a ``ModuleRun``."""
         payload = dict(args)
         payload["_ansible_check_mode"] = bool(check)
@@ -305,18 +403,22 @@ class Ctx:
         started = time.monotonic()
         completed = subprocess.run(
             [self.world.python, "-m", "ansible_collections.azure_flex.vmss.plugins.modules.%s" % name, path],
-            capture_output=True, text=True, env=process_env, timeout=timeout, cwd=self._tmp)
+            capture_output=True, text=True, env=process_env, timeout=process_timeout, cwd=self._tmp)
         return ModuleRun(name, args, completed.returncode, completed.stdout, completed.stderr,
                          time.monotonic() - started)
 
-    def start_module(self, name, check=False, env=None, **args):
+    def start_module(self, name, /, check=False, env=None, **args):
         """Start a module run in a thread; ``.join()`` on the returned object gives the ``ModuleRun``."""
         holder = _Background(lambda: self.module(name, check=check, env=env, **args))
         holder.start()
         return holder
 
-    def playbook(self, tasks, extra_vars=None, verbosity=0, env=None, timeout=600, check=False, play_vars=None):
-        """Run a play on localhost with ``tasks`` (a list of task dicts). Credentials come from module_defaults.
+    def playbook(self, tasks, extra_vars=None, verbosity=0, env=None, timeout=600, check=False, play_vars=None,
+                 auth="options"):
+        """Run a play on localhost with ``tasks`` (a list of task dicts).
+
+        ``auth``: ``options`` passes the credentials as module_defaults (task options), ``environment`` as the
+        AZURE_* variables an AWX credential injects, ``none`` not at all (``env`` then says).
 
         A task ``{"save_facts": [names]}`` is turned into a task that saves those variables, read back as
         ``PlaybookRun.facts``.
@@ -334,7 +436,7 @@ class Ctx:
                 "client_id": self.world.env["AZURE_CLIENT_ID"],
                 "secret": self.world.env["AZURE_SECRET"],
                 "ca_bundle": self.world.env["REQUESTS_CA_BUNDLE"],
-            }},
+            }} if auth == "options" else {},
             "vars": dict(play_vars or {}),
             "tasks": [_expand_save(task, facts_path) for task in tasks],
         }
@@ -350,7 +452,7 @@ class Ctx:
         if check:
             command.append("--check")
         process_env = {key: value for key, value in self.world.base_env().items()
-                       if not key.startswith("AZURE_") and key != "REQUESTS_CA_BUNDLE"}
+                       if auth == "environment" or (not key.startswith("AZURE_") and key != "REQUESTS_CA_BUNDLE")}
         process_env.update({"ANSIBLE_COLLECTIONS_PATH": self.world.collection_root, "ANSIBLE_FORCE_COLOR": "0",
                             "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_RETRY_FILES_ENABLED": "0",
                             "ANSIBLE_LOCAL_TEMP": os.path.join(self._tmp, "ansible-local"),
@@ -422,7 +524,9 @@ class _Background(threading.Thread):
 
 def _expand_save(task, facts_path):
     if "save_facts" not in task:
-        return task
+        nested = {key: [_expand_save(inner, facts_path) for inner in task[key]]
+                  for key in ("block", "rescue", "always") if key in task}
+        return dict(task, **nested)
     names = task["save_facts"]
     content = "{{ {%s} | to_json }}" % ", ".join("'%s': (%s | default(none))" % (name, name) for name in names)
     return {"name": "Save facts for the fault suite", "ansible.builtin.copy": {"content": content, "dest": facts_path,

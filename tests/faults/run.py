@@ -72,21 +72,20 @@ def main(argv=None):
     state_dir = tempfile.mkdtemp(prefix="azure-flex-faults-")
     world = harness.World(python, collections, state_dir).start()
     outcomes = []
+    # One world for every case that shares it; then each group of exclusive cases in a world of its own.
+    groups = [[c for c in cases if not c.exclusive]]
+    for c in cases:
+        if c.exclusive:
+            for group in groups[1:]:
+                if group[0].group == c.group:
+                    group.append(c)
+                    break
+            else:
+                groups.append([c])
     try:
-        shared = [c for c in cases if not c.exclusive]
-        if shared:
-            world.reset([harness.scale_set_group(group_name(c), c.members, extra=c.scenario) for c in shared])
-            with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-                futures = [pool.submit(harness.run_case, world, c, group_name(c)) for c in shared]
-                for future in futures:
-                    outcome = future.result()
-                    outcomes.append(outcome)
-                    _progress(outcome)
-        for c in (c for c in cases if c.exclusive):
-            world.reset([harness.scale_set_group(group_name(c), c.members, extra=c.scenario)])
-            outcome = harness.run_case(world, c, group_name(c))
-            outcomes.append(outcome)
-            _progress(outcome)
+        for group in groups:
+            if group:
+                outcomes.extend(run_group(world, group, args.jobs))
     finally:
         world.stop()
 
@@ -107,6 +106,19 @@ def main(argv=None):
             json.dump([{"id": o.case.id, "category": o.case.category, "title": o.case.title, "held": o.held,
                         "seconds": round(o.seconds, 2), "detail": o.detail} for o in outcomes], handle, indent=1)
     return 1 if failed else 0
+
+
+def run_group(world, group, jobs):
+    settings = group[0].settings
+    if any(c.settings != settings for c in group):
+        raise ValueError("the cases of group %s need different settings" % group[0].group)
+    world.reset([harness.scale_set_group(group_name(c), c.members, extra=c.scenario) for c in group], settings)
+    outcomes = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for future in [pool.submit(harness.run_case, world, c, group_name(c)) for c in group]:
+            outcomes.append(future.result())
+            _progress(outcomes[-1])
+    return outcomes
 
 
 def _progress(outcome):
