@@ -150,3 +150,30 @@ def role_marks_keep_other_writers_tags(ctx):
         missing = [tag for tag in written if tag not in entry["tags"]]
         ctx.expect(not missing and entry["tags"].get("azure-flex-rolling-run") == "restart:with-writer",
                    "%s lost %s (tags %s)" % (name, missing, entry["tags"]))
+
+
+@case(CAT, "Issue 12's inconclusive case, its cause: seven 429s in a row (with Retry-After) on one member's restart"
+           " no longer fail that member; the run completes")
+def role_rides_out_a_throttling_streak(ctx):
+    members = ctx.members()
+    ctx.fault(method="POST", path=ctx.vm_path(sorted(members)[0]) + "/restart$", status=429, retry_after=1, count=7)
+    run = ctx.role(batch_size=1, run_id="streak")
+    _expect_complete(ctx, run, members)
+
+
+@case(CAT, "A member throttled beyond every retry: the summary lists it as failed with the ARM code; below the"
+           " threshold the run goes on, no abort, and the task fails naming it")
+def role_records_a_member_throttled_beyond_retries(ctx):
+    members = ctx.members()
+    victim = sorted(members)[0]
+    ctx.fault(method="POST", path=ctx.vm_path(victim) + "/restart$", status=429, probability=1)
+    run = ctx.role(batch_size=1, run_id="beyond", max_unhealthy_processed_percent=100)
+    summary = run.summary
+    ctx.expect(run.returncode != 0, "the role succeeded although a member failed")
+    ctx.expect(summary.get("aborted") in (False, "False"), "aborted: %s" % summary.get("abort_reason"))
+    failed = {entry["name"]: entry for entry in summary.get("failed") or []}
+    ctx.expect(list(failed) == [victim] and "SubscriptionRequestsThrottled" in str(failed[victim].get("reason")),
+               "failed %s" % summary.get("failed"))
+    ctx.expect(sorted(summary.get("done") or []) == sorted(set(members) - {victim}), "done %s" % summary.get("done"))
+    ctx.expect("finished with failed members" in run.output and victim in run.output, "the failure was not named")
+    ctx.expect_settled()
