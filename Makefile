@@ -4,7 +4,7 @@
 #
 #   make demo       set everything up, start the ARM emulator, run the rolling restart against it
 #   make test       every check: sanity, unit tests, emulator tests, integration (both matrix entries),
-#                   ansible-lint, molecule
+#                   ansible-lint, molecule, the fault suite
 #   make emulator   run the emulator in the foreground (SCENARIO=file to pick a scenario)
 
 SHELL := /bin/bash
@@ -22,7 +22,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv venv-oldsdk collection emulator demo test sanity units test-emulator \
-        integration integration-oldsdk integrations lint molecule clean
+        integration integration-oldsdk integrations lint molecule faults clean
 
 help:
 	@sed -n '2,11p' Makefile
@@ -61,7 +61,13 @@ demo: venv collection
 	    $(if $(SCENARIO),--scenario $(abspath $(SCENARIO))) -- \
 	    $(CURDIR)/$(VENV)/bin/ansible-playbook -e ansible_python_interpreter=$(VPY) $(DEMO_ARGS) $(CURDIR)/playbooks/demo.yml
 
-test: sanity units test-emulator integrations lint molecule
+test: sanity units test-emulator integrations lint molecule faults
+
+# The fault suite (tests/faults, docs/reliability.md): about a hundred cases against one emulator, a few
+# minutes; prints the table "category | cases | held". FAULTS_ARGS passes options, e.g. --only lag.
+faults: venv collection
+	$(VENV)/bin/ruff check --config tests/emulator/ruff.toml tests/faults
+	$(VPY) tests/faults/run.py $(FAULTS_ARGS)
 
 # Both integration runs at once (each has its own emulator; output is printed per run when it ends).
 integrations: venv venv-oldsdk collection
@@ -75,10 +81,10 @@ lint: venv collection
 molecule: venv collection
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/molecule test --all
 
-# tests/emulator is a separate test application, not collection content (galaxy.yml build_ignore):
-# ansible-test checks the collection; ruff checks the emulator (test-emulator).
+# tests/emulator and tests/faults are separate test applications, not collection content (galaxy.yml
+# build_ignore): ansible-test checks the collection; ruff checks them (test-emulator, faults).
 sanity: venv
-	tests/sanity/run.sh --exclude tests/emulator/
+	tests/sanity/run.sh --exclude tests/emulator/ --exclude tests/faults/
 
 units: venv
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit

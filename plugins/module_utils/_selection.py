@@ -470,8 +470,8 @@ def filter_reason(member, criteria):
         return "no longer exists"
     reasons = []
     if criteria.power_states is not None and member["power_state"] not in criteria.power_states:
-        reasons.append("power state %s is not in power_states (%s)" % (member["power_state"],
-                                                                      ", ".join(criteria.power_states)))
+        reasons.append("power state %s is not in power_states (%s)"
+                       % (member["power_state"], ", ".join(criteria.power_states)))
     if criteria.zones is not None and not set(member["zones"]) & set(criteria.zones):
         reasons.append("zones (%s) are not in zones (%s)" % (", ".join(member["zones"]) or "none",
                                                              ", ".join(criteria.zones)))

@@ -20,7 +20,7 @@ description:
     O(member_source=compute) when the state must be current (for example right after changing it) or when
     you need application health. The compute API is authoritative but costs one request per member (made in
     parallel, see O(max_parallel)).
-  - Membership is never silently short: when Resource Graph lists a different number of members than the scale
+  - Membership is never silently short. When Resource Graph lists a different number of members than the scale
     set's own count (its capacity), the members are checked against the compute API's list, members Resource
     Graph does not show yet are added (and ones it still shows after their deletion dropped), and the task warns
     with both counts.

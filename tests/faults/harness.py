@@ -271,7 +271,7 @@ class Ctx:
         self.notes = []
         self._request_mark = self.emulator.request_count()
         self._event_mark = len(self.emulator.events())
-        self._tmp = tempfile.mkdtemp(prefix="fault-%s-" % case.id)
+        self._tmp = tempfile.mkdtemp(prefix="fault-%s-" % re.sub(r"[^A-Za-z0-9_]", "_", case.id))
         self._sdk = None
 
     # paths and names

@@ -111,13 +111,11 @@ def test_authentication_error_without_code_is_labelled():
 
 def test_a_token_endpoint_that_fails_is_reported_with_its_status_not_as_a_rejected_credential():
     """F8: a 503 storm on the token endpoint used to read AuthenticationFailed with status null."""
-    try:
-        try:
-            raise RuntimeError("HTTP Error: 503")  # what MSAL raises (MsalServiceError) for a 503 answer
-        except RuntimeError as msal_error:
-            raise ClientAuthenticationError(message="Authentication failed: HTTP Error: 503") from msal_error
-    except ClientAuthenticationError as exc:
-        result = to_flex_error(exc).to_dict()
+    error = ClientAuthenticationError(message="Authentication failed: HTTP Error: 503")
+    # What MSAL raises (MsalServiceError) for a 503 answer is the cause azure-identity chains.
+    error.__cause__ = RuntimeError("HTTP Error: 503")
+    error.message = "Authentication failed"
+    result = to_flex_error(error).to_dict()
 
     assert result["code"] == _errors.CODE_TOKEN_ENDPOINT_UNAVAILABLE
     assert result["status"] == 503

@@ -281,8 +281,8 @@ def test_remove_sends_a_delete_with_the_values_read_and_purge_one_replace(run_mo
     ({"tags": {"env": "prod"}}, "the option tags only selects members by the tags they already have (here env=prod);"
                                 " to set tags on the members use set_tags"),
     ({}, "Nothing to change: give set_tags"),
-    ({"tags": {"env": "prod"}, "set_tags": {"ENV": "prod"}}, "selects only members that already have every tag in"
-                                                            " set_tags (ENV=prod)"),
+    ({"tags": {"env": "prod"}, "set_tags": {"ENV": "prod"}},
+     "selects only members that already have every tag in set_tags (ENV=prod)"),
 ])
 def test_the_tags_trap_is_refused_before_any_call(run_module, args, message):
     """azure.azcollection users write tags= to set tags; here it selects. No spelling may silently do nothing."""
