@@ -58,11 +58,15 @@ def main(argv=None):
             ctx.fault(**rule)
             run = ctx.role(run_id="loop-%d" % number, health_timeout=120)
             world.emulator.clear_faults()
+            requests = [e for e in ctx.requests(mine=False) if e["path"].lower().startswith(("/subscriptions", "/providers"))]
+            throttled = sum(1 for e in requests if e["status"] == 429)
             summary = run.summary
             done = summary.get("done") or []
-            line = "run %d: rc %s, done %d/12, aborted %s, failed %s, unhealthy %s, late skipped %s, %s s" % (
-                number, run.returncode, len(done), summary.get("aborted"), summary.get("failed"),
-                summary.get("unhealthy"), [s for s in summary.get("skipped") or []], summary.get("seconds"))
+            line = ("run %d: rc %s, done %d/12, aborted %s, failed %s, unhealthy %s, skipped %s, %s s;"
+                    " %d ARM requests, %d answered 429" % (
+                        number, run.returncode, len(done), summary.get("aborted"), summary.get("failed"),
+                        summary.get("unhealthy"), summary.get("skipped"), summary.get("seconds"), len(requests),
+                        throttled))
             print(line, flush=True)
             if run.returncode != 0:
                 failed_tasks = [text for text in run.output.splitlines() if "FAILED!" in text or "fatal:" in text]
