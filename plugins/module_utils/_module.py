@@ -281,10 +281,12 @@ class AzureFlexModule:
             result["diff"] = {"before": {diff_key: {entry["name"]: entry["before"] for entry in touched}},
                               "after": {diff_key: {entry["name"]: entry["after"] for entry in touched}}}
         if counts["failed"]:
+            failing = [entry for entry in entries if entry["status"] in FAILED_STATUSES]
             failures = ["%s: %s" % (entry["name"], entry["error"].get("code") or entry["error"].get("msg"))
-                        for entry in entries if entry["status"] in FAILED_STATUSES]
+                        for entry in failing]
+            predicted = all(entry["status"] == "would_fail" for entry in failing)
             raise MemberFailures("%d of %d member(s) %s to %s: %s" % (
-                counts["failed"], counts["selected"], "would fail" if self.check_mode else "failed", failed_to,
+                counts["failed"], counts["selected"], "would fail" if predicted else "failed", failed_to,
                 "; ".join(failures)), result)
         return result
 
