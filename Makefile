@@ -4,7 +4,7 @@
 #
 #   make demo       set everything up, start the ARM emulator, run the rolling restart against it
 #   make test       every check: sanity, unit tests, emulator tests, integration (both matrix entries),
-#                   ansible-lint, molecule
+#                   ansible-lint, molecule, the fault suite
 #   make emulator   run the emulator in the foreground (SCENARIO=file to pick a scenario)
 
 SHELL := /bin/bash
@@ -25,7 +25,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv venv-oldsdk venv-shared integration-shared examples check-tree build publish-check collection emulator demo test sanity units test-emulator \
-        integration integration-oldsdk integrations lint molecule clean
+        integration integration-oldsdk integrations lint molecule faults clean
 
 help:
 	@sed -n '2,11p' Makefile
@@ -94,7 +94,13 @@ demo: venv collection
 	    $(if $(SCENARIO),--scenario $(abspath $(SCENARIO))) -- \
 	    $(CURDIR)/$(VENV)/bin/ansible-playbook -e ansible_python_interpreter=$(VPY) $(DEMO_ARGS) $(CURDIR)/playbooks/demo.yml
 
-test: check-tree sanity units test-emulator integrations examples lint molecule publish-check
+test: check-tree sanity units test-emulator integrations examples lint molecule faults publish-check
+
+# The fault suite (tests/faults, docs/reliability.md): about a hundred cases against one emulator, a few
+# minutes; prints the table "category | cases | held". FAULTS_ARGS passes options, e.g. --only lag.
+faults: venv collection
+	$(VENV)/bin/ruff check --config tests/emulator/ruff.toml tests/faults
+	$(VPY) tests/faults/run.py $(FAULTS_ARGS)
 
 # Only sources are tracked, and Ansible runs this checkout's code (not another one's through a stale link).
 check-tree: venv collection
@@ -112,10 +118,10 @@ lint: venv collection
 molecule: venv collection
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/molecule test --all
 
-# tests/emulator is a separate test application, not collection content (galaxy.yml build_ignore):
-# ansible-test checks the collection; ruff checks the emulator (test-emulator).
+# tests/emulator and tests/faults are separate test applications, not collection content (galaxy.yml
+# build_ignore): ansible-test checks the collection; ruff checks them (test-emulator, faults).
 sanity: venv
-	tests/sanity/run.sh --exclude tests/emulator/
+	tests/sanity/run.sh --exclude tests/emulator/ --exclude tests/faults/
 
 units: venv
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit

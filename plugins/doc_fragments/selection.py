@@ -35,7 +35,10 @@ options:
         single word V(all) for every member.
       - A named VM that does not exist, or is not a member of the scale set, fails the task before anything
         is changed.
-      - The filters (O(power_states), O(zones), O(fault_domains), O(tags)) then narrow the selection.
+      - The filters (O(power_states), O(zones), O(fault_domains), O(tags)) then narrow the selection. A named
+        member a filter leaves out is reported (with the reason) and warned about, never dropped silently.
+      - An empty list is an error (a list computed in the playbook that came out empty would otherwise do
+        nothing silently); skip the task with C(when) instead.
     type: list
     elements: str
   power_states:
@@ -56,15 +59,18 @@ options:
     elements: int
   tags:
     description:
-      - Keep only members carrying all of these tags with these values.
+      - Keep only members carrying all of these tags with these values. This option selects; it does not set
+        tags (M(azure_flex.vmss.flex_instance_tags) sets them with its O(azure_flex.vmss.flex_instance_tags#module:set_tags)).
       - Tag names match case-insensitively, values case-sensitively.
+      - A filter that selects none of the members makes the task warn.
     type: dict
   member_source:
     description:
       - Where the list of members comes from.
       - V(resource_graph) asks Azure Resource Graph, with one request per 1,000 members. Its data can be about
         a minute old and has no application health. Instances named in O(instances) but missing from it are
-        confirmed with the compute API.
+        confirmed with the compute API, and when it lists another number of members than the scale set's
+        capacity, the listing is corrected from the compute API (with a warning).
       - V(compute) lists the VMs with the compute API and reads the instance view of each VM (in parallel, see
         O(max_parallel)). The data is current and includes application health, at the cost of one request per
         member.

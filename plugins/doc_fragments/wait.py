@@ -27,6 +27,7 @@ options:
         throttling, and waiting.
       - Operations still running when it is reached are reported as timed out; they may still complete in
         Azure.
+      - Between 1 and 86400 (one day).
     type: int
     default: 900
   max_parallel:
@@ -37,6 +38,7 @@ options:
   polling_interval:
     description:
       - Seconds between two status checks of a running operation, when Azure does not say how long to wait.
+      - Between 1 and 3600.
     type: int
     default: 5
 """
@@ -47,6 +49,7 @@ options:
   timeout:
     description:
       - Time limit for the whole task, in seconds, including retries after throttling.
+      - Between 1 and 86400 (one day).
     type: int
     default: 900
   max_parallel:

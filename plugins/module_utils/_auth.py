@@ -276,18 +276,45 @@ def read_credential_profile(path, profile_name):
     The file format is the one azure.azcollection documents for ``~/.azure/credentials``:
     sections named after profiles, keys ``subscription_id``, ``client_id``, ``secret``, ``tenant``
     and optionally ``cloud_environment``.
+
+    Nothing read from the file ever goes into an error message, whatever the file's shape: Ansible's
+    ``no_log`` only masks task options, and a malformed line (``secret S3cr3t`` without ``=``) is the
+    secret itself. configparser's own messages quote the offending line, so only line numbers are said.
     """
     path = os.path.expanduser(path)
     if not os.path.isfile(path):
         return None
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read(path, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        raise InvalidInputError("Could not parse the credential file %s: %s" % (path, exc)) from exc
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle, source=path)
+    except OSError as exc:
+        raise InvalidInputError("Could not read the credential file %s: %s" % (path, exc.strerror or type(exc).__name__)) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError("The credential file %s is not UTF-8 text (undecodable byte at offset %d)"
+                                % (path, exc.start)) from None
+    except configparser.Error as exc:
+        raise InvalidInputError("Could not parse the credential file %s: %s. The file needs [profile] sections of"
+                                " 'key = value' lines (the lines are not shown, they may hold a secret)"
+                                % (path, _where(exc))) from None
     if not parser.has_section(profile_name):
         return None
     return {key: value.strip() for key, value in parser.items(profile_name) if value.strip()}
+
+
+def _where(error):
+    """Where a configparser error is, by line number only (its message quotes the line)."""
+    if isinstance(error, configparser.MissingSectionHeaderError):
+        return "line %d comes before any [profile] section header" % error.lineno
+    if isinstance(error, configparser.ParsingError):
+        lines = sorted({lineno for lineno, _line in error.errors})
+        return "line%s %s %s not 'key = value'" % ("s" if len(lines) > 1 else "", ", ".join(str(n) for n in lines),
+                                                   "are" if len(lines) > 1 else "is")
+    if isinstance(error, configparser.DuplicateSectionError):
+        return "a profile section is repeated%s" % (" at line %d" % error.lineno if error.lineno else "")
+    if isinstance(error, configparser.DuplicateOptionError):
+        return "a key is repeated within its profile%s" % (" at line %d" % error.lineno if error.lineno else "")
+    return "it is not an INI file (%s)" % type(error).__name__
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,9 +446,8 @@ def _settings_for(source, inputs, profile):
     profile_name, profile_keys = profile if (profile and source == SOURCE_CREDENTIAL_FILE) else (None, {})
     settings = AuthSettings(
         source=source,
-        subscription_id=_subscription_id(inputs, profile_keys),
-        cloud_environment=(inputs.option("cloud_environment") or profile_keys.get("cloud_environment")
-                           or inputs.env(ENV_CLOUD_ENVIRONMENT) or DEFAULT_CLOUD),
+        subscription_id=_subscription_id(inputs, profile_keys, profile_name),
+        cloud_environment=_cloud_environment(inputs, profile_keys, profile_name),
         authority_host=inputs.env(ENV_AUTHORITY_HOST),
         ca_bundle=_ca_bundle(inputs),
         profile=profile_name,
@@ -457,7 +483,8 @@ def _settings_for(source, inputs, profile):
     return settings
 
 
-def _subscription_id(inputs, profile_keys):
+def _subscription_id(inputs, profile_keys, profile_name=None):
+    from_profile = inputs.option("subscription_id") is None and profile_keys.get("subscription_id") is not None
     value = inputs.option("subscription_id") or profile_keys.get("subscription_id") or inputs.env(ENV_SUBSCRIPTION_ID)
     if value is None:
         raise InvalidInputError(
@@ -465,8 +492,24 @@ def _subscription_id(inputs, profile_keys):
             " (or subscription_id in the credential file profile). The collection never picks a subscription for you.")
     value = value.strip()
     if not is_guid(value):
+        if from_profile:
+            # Values from the credential file are never shown (see read_credential_profile).
+            raise InvalidInputError("subscription_id in profile %r of the credential file must be a GUID such as"
+                                    " 00000000-0000-0000-0000-000000000000 (its value is not shown)" % profile_name)
         raise InvalidInputError("subscription_id must be a GUID such as 00000000-0000-0000-0000-000000000000, got %r" % value)
     return value
+
+
+def _cloud_environment(inputs, profile_keys, profile_name=None):
+    option = inputs.option("cloud_environment")
+    value = option or profile_keys.get("cloud_environment")
+    if option is None and value is not None:
+        # resolve_cloud quotes an unusable value; one from the credential file is refused here, unquoted.
+        if known_cloud(value) is None and not value.strip().lower().startswith("https://"):
+            raise InvalidInputError("cloud_environment in profile %r of the credential file is neither a known cloud"
+                                    " nor an https:// Resource Manager URL (its value is not shown)" % profile_name)
+        return value
+    return value or inputs.env(ENV_CLOUD_ENVIRONMENT) or DEFAULT_CLOUD
 
 
 def _ca_bundle(inputs):

@@ -19,9 +19,9 @@ Both SDK generations the collection supports import from the same paths:
   collection passes no ``api_version`` and uses each package's default.
 * ``azure.mgmt.network.NetworkManagementClient`` and ``azure.mgmt.resourcegraph.ResourceGraphClient``.
 
-The management-locks API is not reached through an SDK package: ``_arm_rest.ManagementLockClient``
-sends its REST calls over azure-mgmt-core's ARM pipeline (see that file for why), built with the same
-options as the SDK clients.
+The management-locks and Tags APIs are not reached through an SDK package: ``_arm_rest``'s
+``ManagementLockClient`` and ``ResourceTagsClient`` send their REST calls over azure-mgmt-core's ARM
+pipeline (see that file for why), built with the same options as the SDK clients.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from __future__ import annotations
 import importlib
 import threading
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils._arm_rest import ManagementLockClient
+from ansible_collections.azure_flex.vmss.plugins.module_utils._arm_rest import ManagementLockClient, ResourceTagsClient
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import MissingDependencyError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import (
     RetryRules,
@@ -64,6 +64,7 @@ SERVICES = {
     "compute": ServiceSpec("azure.mgmt.compute", "ComputeManagementClient", "azure-mgmt-compute"),
     "network": ServiceSpec("azure.mgmt.network", "NetworkManagementClient", "azure-mgmt-network"),
     "locks": ServiceSpec(None, "ManagementLockClient", "azure-mgmt-core", client_class=ManagementLockClient),
+    "tags": ServiceSpec(None, "ResourceTagsClient", "azure-mgmt-core", client_class=ResourceTagsClient),
     "resource_graph": ServiceSpec("azure.mgmt.resourcegraph", "ResourceGraphClient", "azure-mgmt-resourcegraph",
                                   takes_subscription=False),
 }
@@ -107,6 +108,9 @@ class AzureClients:
 
     def locks(self):
         return self.client("locks")
+
+    def tags(self):
+        return self.client("tags")
 
     def resource_graph(self):
         return self.client("resource_graph")

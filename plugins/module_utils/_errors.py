@@ -25,6 +25,7 @@ sanity-tested) where the SDKs are not installed.
 from __future__ import annotations
 
 import contextlib
+import re
 
 
 # Codes for conditions the collection detects itself (there is no ARM error code for them). They
@@ -34,6 +35,8 @@ CODE_INVALID_INPUT = "AzureFlexInvalidInput"
 CODE_MISSING_DEPENDENCY = "AzureFlexMissingDependency"
 CODE_CREDENTIAL_UNAVAILABLE = "CredentialUnavailable"
 CODE_AUTHENTICATION_FAILED = "AuthenticationFailed"
+# The token endpoint itself failed (5xx, 429), after azure-identity's retries: not a credential problem.
+CODE_TOKEN_ENDPOINT_UNAVAILABLE = "AzureFlexTokenEndpointUnavailable"
 CODE_CONNECTION_FAILED = "ServiceRequestFailed"
 CODE_RESPONSE_FAILED = "ServiceResponseFailed"
 
@@ -210,12 +213,12 @@ def _convert_http_error(exc, authentication_error_class):
     error = getattr(exc, "error", None)
     code = getattr(error, "code", None) or None
     message = getattr(error, "message", None) or _first_line(exc.message)
-    if code is None and isinstance(exc, authentication_error_class):
-        code = CODE_AUTHENTICATION_FAILED
     headers = _response_headers(exc)
     # A long-running operation that ends Failed/Canceled surfaces with the (successful) status of
     # its last poll; reporting "status: 200" for a failure would mislead, so keep only HTTP errors.
     status = exc.status_code if exc.status_code is not None and exc.status_code >= 400 else None
+    if code is None and isinstance(exc, authentication_error_class):
+        code, status, message = _authentication_failure(exc, status, message)
     return AzureFlexError(
         message,
         code=code,
@@ -224,6 +227,35 @@ def _convert_http_error(exc, authentication_error_class):
         correlation_id=headers.get(CORRELATION_ID_HEADER),
         details=_error_details(error),
     )
+
+
+_TOKEN_HTTP_STATUS = re.compile(r"HTTP Error: (\d{3})")
+
+
+def _authentication_failure(exc, status, message):
+    """Code, status and message of a failure to get a token.
+
+    azure-identity raises ``ClientAuthenticationError`` without a response for every failure of the token
+    endpoint; MSAL's error (the cause) says "HTTP Error: 503". A 5xx or 429 there means the identity provider
+    is unavailable or throttling, not that the credential is wrong, and is reported so, with its status.
+    """
+    if status is None:
+        texts = [str(getattr(exc, "message", "") or "")]
+        cause = exc.__cause__ or exc.__context__
+        while cause is not None and len(texts) < 5:
+            texts.append(str(cause))
+            cause = cause.__cause__ or cause.__context__
+        for text in texts:
+            match = _TOKEN_HTTP_STATUS.search(text)
+            if match:
+                status = int(match.group(1))
+                break
+    if status is not None and (status >= 500 or status == 429):
+        return CODE_TOKEN_ENDPOINT_UNAVAILABLE, status, (
+            "Could not get an access token: the identity provider's token endpoint answered HTTP %d after retries"
+            " (it is unavailable or throttling; the credential was not rejected). Try again later. (%s)"
+            % (status, message))
+    return CODE_AUTHENTICATION_FAILED, status, message
 
 
 def _response_headers(exc):

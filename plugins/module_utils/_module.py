@@ -40,6 +40,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import (
     AzureClients,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
+    CODE_INVALID_INPUT,
     AzureFlexError,
     MissingDependencyError,
     azure_error_types,
@@ -52,6 +53,13 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import 
 
 DEFAULT_TIMEOUT = 900
 MAX_PARALLEL_LIMIT = 100
+# One day: longer than any Azure operation the modules wait for, and far below what the socket and thread
+# timeouts of the platform accept (a larger value made sock.settimeout() raise OverflowError).
+MAX_TIMEOUT = 86400
+MAX_POLLING_INTERVAL = 3600
+# Ansible masks a no_log value wherever it occurs in the result; a toy secret of a few letters would mangle
+# every word containing them. Entra ID client secrets are 40 characters.
+MIN_MASKED_SECRET_LENGTH = 8
 
 # Options of modules that start long-running operations (documented by the ``wait`` doc fragment).
 WAIT_ARGUMENT_SPEC = dict(
@@ -66,6 +74,10 @@ READ_ARGUMENT_SPEC = dict(
     timeout=dict(type="int", default=DEFAULT_TIMEOUT),
     max_parallel=dict(type="int", default=DEFAULT_MAX_PARALLEL),
 )
+
+
+# Member statuses that fail the task: a failure, or in check mode one predicted (Azure would refuse).
+FAILED_STATUSES = ("failed", "would_fail")
 
 
 class MemberFailures(Exception):
@@ -107,6 +119,8 @@ class AzureFlexModule:
         self._auth_settings = None
         self._cloud = None
         self._clients = None
+        self._selectors = []
+        self._selection_warned = False
 
     def __getattr__(self, name):
         # Only called for attributes not found on this object: delegate to the AnsibleModule.
@@ -129,6 +143,11 @@ class AzureFlexModule:
         """The resolved authentication settings (resolved on first use)."""
         if self._auth_settings is None:
             self._auth_settings = resolve_auth_settings(self.module.params, self._environ)
+            secret = self._auth_settings.secret
+            if secret and len(secret) >= MIN_MASKED_SECRET_LENGTH:
+                # A secret from the environment or a credential file is no task option, so no_log does not
+                # know it: registered here, Ansible masks it wherever it would appear in the result.
+                self.module.no_log_values.add(secret)
         return self._auth_settings
 
     @property
@@ -165,8 +184,37 @@ class AzureFlexModule:
         self._clients = value
 
     def selector(self):
-        """A ``ScaleSetSelector`` bound to this task's clients, deadline and parallelism."""
-        return ScaleSetSelector(self.clients, self.subscription_id, self.deadline, self.max_parallel)
+        """A ``ScaleSetSelector`` bound to this task's clients, deadline and parallelism.
+
+        The task's result reports what its selectors found worth saying (``selection_outcome``).
+        """
+        selector = ScaleSetSelector(self.clients, self.subscription_id, self.deadline, self.max_parallel)
+        self._selectors.append(selector)
+        return selector
+
+    def selection_outcome(self):
+        """Entries for the members named in ``instances`` that a filter left out, after warning about them.
+
+        Each entry is ``{"name", "id", "status": "skipped", "changed": False, "reason"}``; the selectors'
+        warnings (named members left out, a filter that selected nothing, Resource Graph lag) are issued once.
+        """
+        entries, seen = [], set()
+        warnings = []
+        for selector in self._selectors:
+            warnings.extend(warning for warning in selector.warnings if warning not in warnings)
+            for item in selector.filtered_out:
+                member = item["member"]
+                key = str(member.get("id") or member.get("name")).lower()
+                if key in seen:
+                    continue
+                seen.add(key)
+                entries.append({"name": member.get("name"), "id": member.get("id"), "status": "skipped",
+                                "changed": False, "reason": item["reason"]})
+        if not self._selection_warned:
+            self._selection_warned = True
+            for warning in warnings:
+                self.module.warn(warning)
+        return sorted(entries, key=lambda entry: str(entry["name"] or "").lower())
 
     # -- execution helpers -----------------------------------------------------------------
 
@@ -210,30 +258,36 @@ class AzureFlexModule:
     def report_members(self, scale_set, entries, diff_key, failed_to):
         """The result of a task that acted on members: counts, per-member entries, diff, timing, retries.
 
-        Each entry has ``name``, ``status`` (``failed`` or another), ``changed``, ``before`` and ``after``
-        (shown in the diff under ``diff_key`` for members changed or failed) and, when failed, ``error``.
+        Each entry has ``name``, ``status`` (``failed``, ``would_fail`` in check mode, or another), ``changed``,
+        ``before`` and ``after`` (shown in the diff under ``diff_key`` for members changed or failed) and, when
+        failed, ``error``.
         When any member failed, raises ``MemberFailures`` saying what they ``failed_to`` do.
         """
         counts = {"selected": len(entries), "changed": 0, "skipped": 0, "failed": 0}
         for entry in entries:
-            counts["failed" if entry["status"] == "failed" else "changed" if entry["changed"] else "skipped"] += 1
+            counts["failed" if entry["status"] in FAILED_STATUSES else "changed" if entry["changed"] else "skipped"] += 1
+        filtered_out = self.selection_outcome()
+        counts["filtered_out"] = len(filtered_out)
         result = {
             "changed": counts["changed"] > 0,
-            "instances": entries,
+            "instances": sorted(entries + filtered_out, key=lambda entry: str(entry["name"] or "").lower()),
             "counts": counts,
             "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
             "elapsed_seconds": round(self.deadline.elapsed(), 3),
             "retries": self.retry_summary(),
         }
         if self._diff:
-            touched = [entry for entry in entries if entry["changed"] or entry["status"] == "failed"]
+            touched = [entry for entry in entries if entry["changed"] or entry["status"] in FAILED_STATUSES]
             result["diff"] = {"before": {diff_key: {entry["name"]: entry["before"] for entry in touched}},
                               "after": {diff_key: {entry["name"]: entry["after"] for entry in touched}}}
         if counts["failed"]:
+            failing = [entry for entry in entries if entry["status"] in FAILED_STATUSES]
             failures = ["%s: %s" % (entry["name"], entry["error"].get("code") or entry["error"].get("msg"))
-                        for entry in entries if entry["status"] == "failed"]
-            raise MemberFailures("%d of %d member(s) failed to %s: %s" % (
-                counts["failed"], counts["selected"], failed_to, "; ".join(failures)), result)
+                        for entry in failing]
+            predicted = all(entry["status"] == "would_fail" for entry in failing)
+            raise MemberFailures("%d of %d member(s) %s to %s: %s" % (
+                counts["failed"], counts["selected"], "would fail" if predicted else "failed", failed_to,
+                "; ".join(failures)), result)
         return result
 
     def retry_summary(self):
@@ -243,10 +297,11 @@ class AzureFlexModule:
 
     def _check_limits(self):
         params = self.module.params
-        for name, low, high in (("timeout", 1, None), ("max_parallel", 1, MAX_PARALLEL_LIMIT), ("polling_interval", 1, None)):
+        for name, low, high in (("timeout", 1, MAX_TIMEOUT), ("max_parallel", 1, MAX_PARALLEL_LIMIT),
+                                ("polling_interval", 1, MAX_POLLING_INTERVAL)):
             value = params.get(name)
             if value is None:
                 continue
-            if value < low or (high is not None and value > high):
-                bounds = "at least %d" % low if high is None else "between %d and %d" % (low, high)
-                self.module.fail_json(msg="%s must be %s, got %d" % (name, bounds, value))
+            if value < low or value > high:
+                self.module.fail_json(msg="%s must be between %d and %d, got %d" % (name, low, high, value),
+                                      code=CODE_INVALID_INPUT)

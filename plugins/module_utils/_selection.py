@@ -22,7 +22,15 @@ Members of a Flexible scale set are ordinary ``Microsoft.Compute/virtualMachines
 
 Names requested explicitly but missing from the listing are double-checked with a compute GET, so a
 VM created seconds ago (not yet in Resource Graph) is still found, and the error can say whether a
-name does not exist or exists outside the scale set.
+name does not exist or exists outside the scale set. When the Resource Graph listing and the scale
+set's own count (``sku.capacity``) disagree, the listing is checked against the compute API's list
+(authoritative): members Resource Graph does not show yet are added, members it still shows after
+their deletion are dropped, and the task warns with both counts. ``instances: all`` never silently
+means fewer members than exist.
+
+Named members that a filter leaves out are recorded (``ScaleSetSelector.filtered_out``) with the
+reason, so every module reports them instead of dropping them silently; a filter that selects none of
+the members is recorded as a warning (``ScaleSetSelector.warnings``).
 
 Anything that goes into a KQL query or an OData filter is validated against Azure's naming rules
 first and then quoted as a string literal.
@@ -352,6 +360,24 @@ class SelectionCriteria:
     def from_params(cls, params):
         return cls(**{name: params.get(name) for name in selection_argument_spec()})
 
+    @property
+    def has_filters(self):
+        """Whether any state filter (power states, zones, fault domains, tags) is set."""
+        return any(value is not None for value in (self.power_states, self.zones, self.fault_domains, self.tags))
+
+    def describe_filters(self):
+        """The state filters in words, for messages."""
+        parts = []
+        if self.power_states is not None:
+            parts.append("power_states %s" % ", ".join(self.power_states))
+        if self.zones is not None:
+            parts.append("zones %s" % ", ".join(self.zones))
+        if self.fault_domains is not None:
+            parts.append("fault_domains %s" % ", ".join(str(domain) for domain in self.fault_domains))
+        if self.tags is not None:
+            parts.append("tags %s" % ", ".join("%s=%s" % item for item in sorted(self.tags.items())))
+        return "; ".join(parts)
+
     def scope_only(self):
         """These criteria without the state filters (power states, zones, fault domains, tags)."""
         return SelectionCriteria(resource_group=self.resource_group, scale_set=self.scale_set,
@@ -375,6 +401,12 @@ def _requested_names(instances):
     if instances is None:
         return None
     names = [str(name).strip() for name in instances]
+    if not names:
+        # An empty list is nearly always a list computed in the playbook that came out empty: doing nothing
+        # silently, or everything, would both surprise.
+        raise InvalidInputError(
+            "instances is an empty list: name at least one member, or use instances: all. When the list is computed,"
+            " skip the task while it is empty (when: <list> | length > 0)")
     if ALL_INSTANCES in (name.lower() for name in names):
         if len(names) != 1:
             raise InvalidInputError("instances: use either the word 'all' or a list of VM names, not both")
@@ -428,6 +460,28 @@ def _tags_match(member_tags, wanted):
 def filter_members(members, criteria):
     """Return the members that pass every filter, in their original order."""
     return [member for member in members if member_matches(member, criteria)]
+
+
+def filter_reason(member, criteria):
+    """Why ``member`` does not pass the filters of ``criteria``, in words (None when it passes)."""
+    if member_matches(member, criteria):
+        return None
+    if member.get("power_state") == ABSENT:
+        return "no longer exists"
+    reasons = []
+    if criteria.power_states is not None and member["power_state"] not in criteria.power_states:
+        reasons.append("power state %s is not in power_states (%s)"
+                       % (member["power_state"], ", ".join(criteria.power_states)))
+    if criteria.zones is not None and not set(member["zones"]) & set(criteria.zones):
+        reasons.append("zones (%s) are not in zones (%s)" % (", ".join(member["zones"]) or "none",
+                                                             ", ".join(criteria.zones)))
+    if criteria.fault_domains is not None and member["fault_domain"] not in criteria.fault_domains:
+        reasons.append("fault domain %s is not in fault_domains (%s)" % (
+            member["fault_domain"], ", ".join(str(domain) for domain in criteria.fault_domains)))
+    if criteria.tags is not None and not _tags_match(member["tags"], criteria.tags):
+        reasons.append("its tags do not match tags (%s)" % ", ".join(
+            "%s=%s" % item for item in sorted(criteria.tags.items())))
+    return "; ".join(reasons)
 
 
 # --------------------------------------------------------------------------------------------
@@ -552,6 +606,11 @@ class ScaleSetSelector:
         self.subscription_id = subscription_id
         self.deadline = deadline
         self.max_parallel = max_parallel
+        # Members named in instances that a filter left out: [{"member": member dict, "reason": text}].
+        self.filtered_out = []
+        # What the user should know about the selections made (Resource Graph lag found, a filter that
+        # selected no member): one sentence each.
+        self.warnings = []
 
     def select(self, criteria):
         """Return a ``Selection``; raise ``AzureFlexError`` naming whatever could not be found."""
@@ -560,7 +619,29 @@ class ScaleSetSelector:
         members, total = self._listed_members(scale_set, criteria.member_source, criteria.instances)
         if criteria.instances is not None:
             members = self._named_members(members, criteria.instances, scale_set)
-        return Selection(scale_set, filter_members(members, criteria), total)
+        return Selection(scale_set, self._apply_filters(members, criteria, scale_set), total)
+
+    def _apply_filters(self, members, criteria, scale_set=None):
+        """``filter_members``, recording the named members it leaves out and a filter that leaves out all."""
+        kept = filter_members(members, criteria)
+        if not criteria.has_filters or len(kept) == len(members):
+            return kept
+        set_name = (scale_set or {}).get("name") or criteria.scale_set or "the scale set"
+        if criteria.instances is not None:
+            kept_ids = {id(member) for member in kept}
+            dropped = [member for member in members if id(member) not in kept_ids]
+            for member in dropped:
+                self.filtered_out.append({"member": member, "reason": "named in instances, but left out by the"
+                                          " filters: %s" % filter_reason(member, criteria)})
+            self.warnings.append("%d member(s) named in instances were left out by the filters (%s), nothing was done"
+                                 " to them: %s" % (len(dropped), criteria.describe_filters(), ", ".join(
+                                     "%s (%s)" % (member["name"], filter_reason(member, criteria))
+                                     for member in dropped)))
+        elif not kept:
+            self.warnings.append("The filters (%s) selected none of the %d member(s) of %s. Note that tags selects"
+                                 " members by the tags they already have." % (
+                                     criteria.describe_filters(), len(members), set_name))
+        return kept
 
     def get_scale_set(self, ref):
         """Read the scale set; refuse a Uniform one; name a missing group or set in the error."""
@@ -591,9 +672,47 @@ class ScaleSetSelector:
             with azure_errors("Failed to list the members of scale set %s with Resource Graph" % scale_set["name"]):
                 rows = query_resource_graph(self.clients.resource_graph(), self.subscription_id,
                                             member_query(scale_set["id"]))
-            members = [member_from_graph_row(row) for row in rows]
-            total = len(members)
+            members, total = self._without_graph_lag(scale_set, [member_from_graph_row(row) for row in rows], names)
         return sorted(members, key=lambda member: (member["name"] or "").lower()), total
+
+    def _without_graph_lag(self, scale_set, members, names):
+        """The Resource Graph listing, corrected from the compute API when it disagrees with the set's count.
+
+        Resource Graph can lag by a minute or more: right after a scale-out or a creation it lists fewer
+        members than exist, right after a deletion more. The scale set's ``sku.capacity`` costs nothing to
+        compare (it was read already); when it differs, one compute list call (100 members a page) says which
+        members exist. Members Resource Graph does not show yet are read directly (only those in ``names``,
+        when names are given); members it shows but that no longer exist are dropped. A set without a model
+        has no count to compare with: its listing is taken as Resource Graph gives it.
+        """
+        capacity = (scale_set.get("sku") or {}).get("capacity")
+        if capacity is None or capacity == len(members):
+            return members, len(members)
+        listed = self._list_compute_vms(scale_set)
+        existing = {str(vm.get("name") or "").lower(): vm for vm in listed}
+        shown = {str(member.get("name") or "").lower() for member in members}
+        new = [vm for name, vm in existing.items() if name not in shown]
+        # The compute list covers the scale set's resource group: only members there can be found gone.
+        group = str(scale_set.get("resource_group") or "").lower()
+        gone = {str(member.get("name") or "").lower(): member["name"] for member in members
+                if str(member.get("name") or "").lower() not in existing
+                and str(member.get("resource_group") or "").lower() == group}
+        if not new and not gone:
+            return members, len(members)
+        if names is not None:
+            wanted = {name.lower() for name in names}
+            new_read = [vm for vm in new if str(vm.get("name") or "").lower() in wanted]
+        else:
+            new_read = new
+        members = [member for member in members if str(member.get("name") or "").lower() not in gone]
+        members.extend(self._with_instance_views(new_read))
+        self.warnings.append(
+            "Resource Graph is behind for scale set %s: it listed %d member(s), the compute API %d (capacity %s)."
+            " The compute API's list was used%s%s." % (
+                scale_set["name"], len(shown), len(existing), "unknown" if capacity is None else capacity,
+                "; not yet in Resource Graph: %s" % ", ".join(sorted(vm.get("name") for vm in new)) if new else "",
+                "; deleted, still in Resource Graph: %s" % ", ".join(sorted(gone.values())) if gone else ""))
+        return members, len(members) + len(new) - len(new_read)
 
     def read_member(self, resource_group, name):
         """Read one VM with its instance view straight from the compute API (authoritative, no lag)."""
@@ -616,7 +735,7 @@ class ScaleSetSelector:
         filtered by ``criteria``, in name order."""
         if criteria.member_source != "compute":
             members = self.current_members(members)
-        return sorted(filter_members(members, criteria), key=lambda member: (member["name"] or "").lower())
+        return sorted(self._apply_filters(members, criteria), key=lambda member: (member["name"] or "").lower())
 
     def current_members(self, members):
         """``members`` as the compute API sees them now, read again concurrently.
@@ -640,16 +759,25 @@ class ScaleSetSelector:
             current.append(outcome.result)
         return current
 
-    def _members_from_compute(self, scale_set, names=None):
+    def _list_compute_vms(self, scale_set):
+        """The member VMs (REST layout, without instance view) as the compute API lists them."""
         compute = self.clients.compute()
         vm_filter = "'virtualMachineScaleSet/id' eq %s" % odata_quote(ScaleSetRef.parse(scale_set["id"]).id)
         with azure_errors("Failed to list the members of scale set %s" % scale_set["name"]):
-            vms = [as_rest_dict(vm) for vm in compute.virtual_machines.list(
+            return [as_rest_dict(vm) for vm in compute.virtual_machines.list(
                 resource_group_name=scale_set["resource_group"], filter=vm_filter)]
+
+    def _members_from_compute(self, scale_set, names=None):
+        vms = self._list_compute_vms(scale_set)
         total = len(vms)
         if names is not None:
             wanted = {name.lower() for name in names}
             vms = [vm for vm in vms if str(vm.get("name") or "").lower() in wanted]
+        return self._with_instance_views(vms), total
+
+    def _with_instance_views(self, vms):
+        """Members built from ``vms`` and their instance views (read concurrently); VMs gone meanwhile are left out."""
+        compute = self.clients.compute()
 
         def read_instance_view(vm):
             with azure_errors("Failed to read the instance view of VM %s" % vm.get("name")):
@@ -663,7 +791,7 @@ class ScaleSetSelector:
                 members.append(outcome.result)
             elif not is_not_found(outcome.error):  # deleted since the list call: no longer a member
                 raise outcome.error
-        return members, total
+        return members
 
     def _named_members(self, members, names, scale_set):
         by_name = {member["name"].lower(): member for member in members if member.get("name")}

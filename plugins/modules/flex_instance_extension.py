@@ -23,8 +23,12 @@ description:
   - Azure never returns protected settings, so they cannot be compared. To apply new O(protected_settings) to
     members that already have the extension, change O(force_update_tag) (for example to a date or a version);
     members whose extension has another tag are updated, and a rerun with the same tag changes nothing.
-  - Azure accepts extension changes only on running VMs. A member that is not running and needs a change is
-    still attempted, and Azure's refusal (C(OperationNotAllowed)) is reported for that member.
+  - Azure accepts extension changes only on running VMs. Members selected by V(all) or by a filter that are not
+    running (deallocated, stopped, or on their way there or back) and need a change are skipped, with the reason,
+    in check mode and in a real run alike. A member named in O(instances) is always attempted, so Azure's refusal
+    (C(OperationNotAllowed)) fails that member; check mode predicts it (status C(would_fail)) and fails the task as
+    the real run would.
+  - Each member's power state is read from the compute API before deciding (Resource Graph can lag by a minute).
 author:
   - azure_flex.vmss maintainers (@azure-flex)
 options:
@@ -186,7 +190,9 @@ instances:
     status:
       description:
         - C(changed) (done), C(started) (not waited for), C(would_change) (check mode), C(skipped) (nothing to
-          do, see RV(instances[].reason)) or C(failed) (see RV(instances[].error)).
+          do, or not running, see RV(instances[].reason)), C(failed) (see RV(instances[].error)) or, in check
+          mode, C(would_fail) (a named member that is not running, which Azure would refuse; see
+          RV(instances[].error)).
       type: str
       sample: changed
     changed:
@@ -293,6 +299,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._extensions import
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import member_error
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
+    ABSENT,
     SELECTION_MUTUALLY_EXCLUSIVE,
     SELECTION_REQUIRED_ONE_OF,
     SELECTION_REQUIRED_TOGETHER,
@@ -324,8 +331,31 @@ def argument_spec():
 
 # -- decide --------------------------------------------------------------------------------------
 
-def plan_member(member, current, state, desired):
-    """The result entry for one member (``current``: ``extension_from_rest`` dict or None), before acting."""
+NOT_RUNNING_REFUSAL = "Cannot modify extensions of a VM that is not running (power state %s); Azure refuses it"
+
+
+def plan_member(member, current, state, desired, named=False, check_mode=False):
+    """The result entry for one member (``current``: ``extension_from_rest`` dict or None), before acting.
+
+    The same decision in check mode and in a real run: a member that needs a change but is not running is
+    skipped when selected implicitly; named, it is attempted (check mode predicts Azure's refusal).
+    """
+    entry = _planned_change(member, current, state, desired)
+    power_state = member.get("power_state")
+    if entry["status"] != "act" or power_state == "running":
+        return entry
+    if power_state == ABSENT:
+        entry.update(status="skipped", changed=False, after=current, reason="no longer exists")
+    elif not named:
+        entry.update(status="skipped", changed=False, after=current,
+                     reason="not running (power state %s): Azure changes extensions of running VMs only" % power_state)
+    elif check_mode:
+        entry.update(status="would_fail", changed=False, after=current,
+                     error={"msg": NOT_RUNNING_REFUSAL % power_state, "code": "OperationNotAllowed"})
+    return entry
+
+
+def _planned_change(member, current, state, desired):
     entry = {"name": member["name"], "id": member["id"], "power_state": member["power_state"],
              "before": current, "after": current, "differences": [], "changed": False, "status": "skipped",
              "operation": "none"}
@@ -412,14 +442,20 @@ def run(module):
     params = module.params
     desired = desired_from(params)
     criteria = SelectionCriteria.from_params(params)
-    selection = module.selector().select(criteria)
+    named = criteria.instances is not None
+    # Power states decide what is attempted: read them now, Resource Graph can lag by a minute.
+    selection = module.selector().select_current(criteria)
     members = sorted(selection.members, key=lambda member: (member["name"] or "").lower())
 
     planned = []
     for outcome in read_current(module, members, desired["name"]):
         member = outcome.item
         if outcome.ok:
-            planned.append((plan_member(member, outcome.result, params["state"], desired), member))
+            planned.append((plan_member(member, outcome.result, params["state"], desired, named=named,
+                                        check_mode=module.check_mode), member))
+        elif member.get("power_state") == ABSENT:
+            planned.append((dict(_planned_change(member, None, "absent", desired), reason="no longer exists"),
+                            member))
         else:
             entry = {"name": member["name"], "id": member["id"], "power_state": member["power_state"],
                      "before": None, "after": None, "differences": [], "changed": False, "operation": "none"}

@@ -157,6 +157,22 @@ scale_set:
     resource_group:
       description: Resource group.
       type: str
+filtered_out:
+  description:
+    - The members named in O(instances) that a filter left out, each with the reason (C(name), C(id),
+      C(status=skipped), C(changed=false), C(reason)); the task also warns about them.
+  returned: always
+  type: list
+  elements: dict
+elapsed_seconds:
+  description: Wall-clock time the task took.
+  returned: always
+  type: float
+retries:
+  description: Retries made on throttling (429) and transient errors during the task.
+  returned: always
+  type: dict
+  sample: {"retries": 0, "throttled_responses": 0}
 """
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._extensions import extension_from_rest, list_extensions
@@ -209,7 +225,9 @@ def run(module):
     scale_set = selection.scale_set
     return {"changed": False, "instances": instances,
             "counts": {"instances": len(instances), "extensions": per_extension},
-            "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")}}
+            "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
+            "filtered_out": module.selection_outcome(),
+            "elapsed_seconds": round(module.deadline.elapsed(), 3), "retries": module.retry_summary()}
 
 
 def main():

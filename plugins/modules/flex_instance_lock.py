@@ -166,10 +166,15 @@ instances:
       type: str
     status:
       description:
-        - C(changed) (lock written or removed), C(would_change) (check mode), C(unchanged) (already as requested)
-          or C(failed) (see RV(instances[].error)).
+        - C(changed) (lock written or removed), C(would_change) (check mode), C(unchanged) (already as requested),
+          C(failed) (see RV(instances[].error)), or C(skipped) for a member named in O(instances) that a filter left
+          out (see RV(instances[].reason)).
       type: str
       sample: changed
+    reason:
+      description: Why a member named in O(instances) was left out by a filter.
+      type: str
+      returned: when a named member was left out
     changed:
       description: Whether the lock was (or, in check mode, would be) written or removed.
       type: bool
@@ -241,10 +246,26 @@ instances:
       type: dict
       returned: when the member failed
 counts:
-  description: How many members were selected, changed, unchanged and failed.
+  description:
+    - How many members were selected, changed, unchanged and failed, and how many members named in O(instances)
+      a filter left out (C(filtered_out), not counted in C(selected)).
   returned: always
   type: dict
-  sample: {"selected": 2, "changed": 2, "unchanged": 0, "failed": 0}
+  sample: {"selected": 2, "changed": 2, "unchanged": 0, "failed": 0, "filtered_out": 0}
+scale_set:
+  description: The scale set.
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: Resource ID.
+      type: str
+    name:
+      description: Name.
+      type: str
+    resource_group:
+      description: Resource group.
+      type: str
 lock:
   description: The lock the task manages; null with the native mechanism.
   returned: always
@@ -259,6 +280,11 @@ elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always
   type: float
+retries:
+  description: Retries made on throttling (429) and transient errors during the task.
+  returned: always
+  type: dict
+  sample: {"retries": 0, "throttled_responses": 0}
 """
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
@@ -428,7 +454,7 @@ def choose_mechanism(module, params, wanted, scale_set, members):
     return MECHANISM_LOCK, None, None
 
 
-def run_native(module, wanted, members, flags, native):
+def run_native(module, scale_set, wanted, members, flags, native):
     """Set or clear the protection policy of each member where it differs."""
     protection = PROTECTION_OF_LEVEL[wanted.level]
     locks = LockReader(module.clients, module.subscription_id).locks_by_member(members)
@@ -466,7 +492,7 @@ def run_native(module, wanted, members, flags, native):
                 entry.update(status="failed", changed=False, native=entry["before"],
                              protection=protection_summary(locks.get(entry["id"].lower(), []), entry["before"]),
                              error=member_error(outcome.error))
-    return report(module, [entry for entry, _member, _policy in planned], wanted, MECHANISM_NATIVE)
+    return report(module, scale_set, [entry for entry, _member, _policy in planned], wanted, MECHANISM_NATIVE)
 
 
 def run(module):
@@ -476,7 +502,7 @@ def run(module):
     members = sorted(selection.members, key=lambda member: (member["name"] or "").lower())
     mechanism, flags, native = choose_mechanism(module, params, wanted, selection.scale_set, members)
     if mechanism == MECHANISM_NATIVE:
-        return run_native(module, wanted, members, flags, native)
+        return run_native(module, selection.scale_set, wanted, members, flags, native)
     protections = LockReader(module.clients, module.subscription_id).protection_by_member(members)
     planned = plan(members, protections, wanted)
     todo = [item for item in planned if item[0]["status"] == "act"]
@@ -491,23 +517,28 @@ def run(module):
             else:
                 entry.update(status="failed", changed=False, lock=entry["before"],
                              protection=protections.get(entry["id"].lower()), error=member_error(outcome.error))
-    return report(module, [entry for entry, _member, _existing in planned], wanted)
+    return report(module, selection.scale_set, [entry for entry, _member, _existing in planned], wanted)
 
 
-def report(module, entries, wanted, mechanism=MECHANISM_LOCK):
+def report(module, scale_set, entries, wanted, mechanism=MECHANISM_LOCK):
     counts = {"selected": len(entries), "changed": 0, "unchanged": 0, "failed": 0}
     for entry in entries:
         counts["failed" if entry["status"] == "failed" else "changed" if entry["changed"] else "unchanged"] += 1
     native = mechanism == MECHANISM_NATIVE
-    result = {"changed": counts["changed"] > 0, "instances": entries, "counts": counts, "mechanism": mechanism,
-              "lock": None if native else wanted.summary(), "elapsed_seconds": round(module.deadline.elapsed(), 3)}
+    filtered_out = module.selection_outcome()
+    counts["filtered_out"] = len(filtered_out)
+    result = {"changed": counts["changed"] > 0, "counts": counts, "mechanism": mechanism,
+              "lock": None if native else wanted.summary(),
+              "instances": sorted(entries + filtered_out, key=lambda entry: str(entry["name"] or "").lower()),
+              "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
+              "elapsed_seconds": round(module.deadline.elapsed(), 3), "retries": module.retry_summary()}
     if module._diff:
         acted = [entry for entry in entries if entry["changed"]]
         key, after = ("native", "native") if native else ("locks", "lock")
         result["diff"] = {"before": {key: {entry["name"]: entry["before"] for entry in acted}},
                           "after": {key: {entry["name"]: entry[after] for entry in acted}}}
     for entry in entries:
-        entry.pop("before")
+        entry.pop("before", None)
     if counts["failed"]:
         failures = ["%s: %s" % (entry["name"], entry["error"].get("msg")) for entry in entries
                     if entry["status"] == "failed"]

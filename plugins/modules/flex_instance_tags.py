@@ -14,12 +14,19 @@ description:
   - Sets or removes Azure tags on one, several or all member VMs of an Azure Virtual Machine Scale Set in
     Flexible orchestration mode, concurrently, in one task.
   - Each member's current tags are read from the compute API before deciding (Resource Graph can lag by a
-    minute), and a member is only written to when its tags change, with a VM C(PATCH) that carries nothing
-    but C(tags).
-  - By default the tags in O(set_tags) are merged into the existing ones; O(remove_tags) removes tags by
-    name; O(purge=true) makes the member's tags exactly O(set_tags).
+    minute), and a member is only written to when its tags change.
+  - Every write goes through the Azure Tags API (C(Microsoft.Resources/tags)), which changes the tags a member
+    has at that moment, so tags written by anyone else (another task, the rolling roles, other automation, a
+    policy) are never lost, even when they are written at the same time as this task's.
+  - By default the tags in O(set_tags) are merged into the existing ones (a C(Merge)); O(remove_tags) removes
+    tags by name (a C(Delete)); O(purge=true) makes the member's tags exactly O(set_tags) in one atomic
+    C(Replace).
   - Tag names match case-insensitively, as in Azure; values are compared case-sensitively. Setting a tag
-    whose name differs from an existing one only by case replaces it.
+    whose name differs from an existing one only by case sets its value (Azure keeps the existing spelling
+    of the name; RV(instances[].after) shows what Azure reports).
+  - The option O(tags) does not set tags, it selects members by the tags they already have (as in every module
+    of this collection). A task that could not change anything (no O(set_tags), O(remove_tags) or O(purge),
+    or O(set_tags) that only repeats what the O(tags) filter already requires) is refused before any call.
   - The roles C(azure_flex.vmss.rolling_restart) and C(azure_flex.vmss.rolling_reimage) record their progress
     in Azure with this module (the tag C(azure-flex-rolling-run)).
 author:
@@ -69,7 +76,10 @@ seealso:
   - module: azure_flex.vmss.flex_instance_action
 notes:
   - The selection filter O(tags) chooses members by their tags; O(set_tags) and O(remove_tags) say what to
-    change.
+    change. A member named in O(instances) that a filter leaves out is reported with status C(skipped) and the
+    reason, and the task warns.
+  - Writing tags needs C(Microsoft.Resources/tags/write) on the members (the Tag Contributor role, or
+    Contributor); reading them needs C(Microsoft.Compute/virtualMachines/read).
   - Azure allows at most 50 tags on a resource, tag names of at most 512 characters without any of
     C(<>%&\?/), and values of at most 256 characters; the module refuses other input before any call.
 """
@@ -134,7 +144,9 @@ instances:
       type: str
       sample: changed
     reason:
-      description: Why a member was skipped although its tags differ (a member deleted since it was listed).
+      description:
+        - Why a member was skipped although its tags differ (a member deleted since it was listed), or why a
+          member named in O(instances) was left out by a filter.
       type: str
       returned: when such a member was skipped
       sample: no longer exists
@@ -146,7 +158,7 @@ instances:
       type: dict
       sample: {"app": "web"}
     after:
-      description: Tags after (as written, or as they would be in check mode).
+      description: Tags after, as Azure reported them once written (predicted in check mode; null when not waited for).
       type: dict
       sample: {"app": "web", "patch-window": "sunday"}
     error:
@@ -167,10 +179,12 @@ instances:
           description: The C(x-ms-request-id) of the failing response, for Azure support.
           type: str
 counts:
-  description: How many members were selected, changed, skipped and failed.
+  description:
+    - How many members were selected, changed, skipped and failed, and how many members named in O(instances)
+      a filter left out (C(filtered_out), not counted in C(selected)).
   returned: always
   type: dict
-  sample: {"selected": 12, "changed": 12, "skipped": 0, "failed": 0}
+  sample: {"selected": 12, "changed": 12, "skipped": 0, "failed": 0, "filtered_out": 0}
 scale_set:
   description: The scale set.
   returned: always
@@ -198,7 +212,11 @@ retries:
 
 import re
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError, member_error
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
+    InvalidInputError,
+    is_not_found,
+    member_error,
+)
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     ABSENT,
@@ -208,6 +226,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import 
     SelectionCriteria,
     selection_argument_spec,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._tags import delete_tags, merge_tags, replace_tags
 
 # Azure's limits for tags on a resource
 # (https://learn.microsoft.com/azure/azure-resource-manager/management/tag-resources#limitations).
@@ -239,8 +258,20 @@ def tag_value(value):
     return str(value)
 
 
-def validate_changes(set_tags, remove_tags, purge):
-    """Return ``(set_tags, remove_tags)`` normalised, or raise ``InvalidInputError`` before any call."""
+def validate_changes(set_tags, remove_tags, purge, tags_filter=None):
+    """Return ``(set_tags, remove_tags)`` normalised, or raise ``InvalidInputError`` before any call.
+
+    ``tags_filter`` is the selection option ``tags``: users of other collections expect it to set tags, so a
+    task that can change nothing because of it is refused with a pointer to ``set_tags``.
+    """
+    if not set_tags and not remove_tags and not purge:
+        if tags_filter:
+            raise InvalidInputError(
+                "Nothing to change: the option tags only selects members by the tags they already have (here %s);"
+                " to set tags on the members use set_tags (and remove_tags or purge=true to remove tags)"
+                % _describe(tags_filter))
+        raise InvalidInputError("Nothing to change: give set_tags (tags to set), remove_tags (tags to remove) or"
+                                " purge=true")
     if purge and remove_tags:
         raise InvalidInputError("remove_tags cannot be combined with purge=true (purge keeps exactly set_tags)")
     wanted = {}
@@ -264,7 +295,21 @@ def validate_changes(set_tags, remove_tags, purge):
         removed.append(name)
     if len(wanted) > MAX_TAGS:
         raise InvalidInputError("set_tags has %d tags; Azure allows at most %d on a resource" % (len(wanted), MAX_TAGS))
+    if tags_filter and wanted and not removed and not purge and _required_by_filter(wanted, tags_filter):
+        raise InvalidInputError(
+            "Nothing could change: the option tags (%s) selects only members that already have every tag in set_tags"
+            " (%s). The option tags selects members; to set tags on members, leave it out or filter on other tags"
+            % (_describe(tags_filter), _describe(wanted)))
     return wanted, removed
+
+
+def _required_by_filter(wanted, tags_filter):
+    required = {str(name).lower(): tag_value(value) for name, value in tags_filter.items()}
+    return all(required.get(name.lower()) == value for name, value in wanted.items())
+
+
+def _describe(tags):
+    return ", ".join("%s=%s" % (name, tag_value(value)) for name, value in sorted(tags.items()))
 
 
 def _validate_name(name):
@@ -279,12 +324,18 @@ def _validate_name(name):
 
 
 def desired_tags(current, set_tags, remove_tags, purge):
-    """The tags a member should have, given its current tags and the requested changes."""
+    """The tags a member should have, given its current tags and the requested changes.
+
+    As the Tags API's Merge does, a name that differs from an existing one only by case keeps the existing
+    spelling and takes the new value.
+    """
     if purge:
         return dict(set_tags)
-    removed = {name.lower() for name in remove_tags} | {name.lower() for name in set_tags}
+    removed = {name.lower() for name in remove_tags}
     result = {name: value for name, value in (current or {}).items() if name.lower() not in removed}
-    result.update(set_tags)
+    spelling = {name.lower(): name for name in result}
+    for name, value in set_tags.items():
+        result[spelling.get(name.lower(), name)] = value
     return result
 
 
@@ -318,23 +369,34 @@ def plan(members, set_tags, remove_tags, purge):
 
 # -- read and act ----------------------------------------------------------------------------------
 
-def write_tags(module, todo):
-    compute = module.clients.compute()
+def write_tags(module, todo, set_tags, remove_tags, purge):
+    """Per member: the tags Azure reports afterwards (None when not waited for). Each change is one Tags API
+    request applied to the member's tags as they are then (``_tags``), never a stale copy written back."""
+    clients, deadline, wait = module.clients, module.deadline, module.wait
 
     def write(pair):
         entry, member = pair
-        finished, _result = module.run_operation(
-            lambda: compute.virtual_machines.begin_update(member["resource_group"], member["name"],
-                                                          {"tags": entry["after"]}),
-            "update the tags of VM %s" % member["name"])
-        return finished
+        if purge:
+            return replace_tags(clients, member["id"], set_tags, deadline, wait=wait)
+        after = entry["before"]
+        if not _tags_include(entry["before"], set_tags):
+            after = merge_tags(clients, member["id"], set_tags, deadline, wait=wait)
+        if any(name.lower() in {key.lower() for key in entry["before"]} for name in remove_tags):
+            after = delete_tags(clients, member["id"], remove_tags, deadline, current=after, wait=wait)
+        return after
 
     return module.fan_out(write, todo)
 
 
+def _tags_include(current, wanted):
+    lowered = {str(name).lower(): value for name, value in (current or {}).items()}
+    return all(lowered.get(name.lower()) == value for name, value in wanted.items())
+
+
 def run(module):
     params = module.params
-    set_tags, remove_tags = validate_changes(params["set_tags"], params["remove_tags"], params["purge"])
+    set_tags, remove_tags = validate_changes(params["set_tags"], params["remove_tags"], params["purge"],
+                                             params.get("tags"))
     criteria = SelectionCriteria.from_params(params)
     # Tags written seconds ago must count: Resource Graph can lag, the compute API does not.
     selection = module.selector().select_current(criteria)
@@ -345,12 +407,17 @@ def run(module):
         for entry, _member in todo:
             entry["status"] = "would_change"
     elif todo:
-        for outcome in write_tags(module, todo):
+        for outcome in write_tags(module, todo, set_tags, remove_tags, params["purge"]):
             entry = outcome.item[0]
-            if not outcome.ok:
+            if not outcome.ok and is_not_found(outcome.error):
+                entry.update(status="skipped", changed=False, after=entry["before"], reason="no longer exists")
+            elif not outcome.ok:
                 entry.update(status="failed", changed=False, after=entry["before"], error=member_error(outcome.error))
+            elif outcome.result is None:
+                entry.update(status="started", after=None)
             else:
-                entry["status"] = "changed" if outcome.result else "started"
+                changed = not tags_equal(entry["before"], outcome.result)
+                entry.update(status="changed" if changed else "skipped", after=outcome.result, changed=changed)
 
     entries = [entry for entry, _member in planned]
     return module.report_members(selection.scale_set, entries, "instances", "update their tags")

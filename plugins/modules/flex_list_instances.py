@@ -20,6 +20,10 @@ description:
     O(member_source=compute) when the state must be current (for example right after changing it) or when
     you need application health. The compute API is authoritative but costs one request per member (made in
     parallel, see O(max_parallel)).
+  - Membership is never silently short. When Resource Graph lists a different number of members than the scale
+    set's own count (its capacity), the members are checked against the compute API's list, members Resource
+    Graph does not show yet are added (and ones it still shows after their deletion dropped), and the task warns
+    with both counts.
 author:
   - azure_flex.vmss maintainers (@azure-flex)
 options:
@@ -246,6 +250,39 @@ source:
   description: Where the members came from (C(resource_graph) or C(compute)).
   returned: always
   type: str
+filtered_out:
+  description:
+    - The members named in O(instances) that a filter (O(power_states), O(zones), O(fault_domains), O(tags)) left
+      out, each with the reason; the task also warns about them. Empty when no member was named or none was left out.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: VM name.
+      type: str
+    id:
+      description: Resource ID of the VM.
+      type: str
+    status:
+      description: Always C(skipped).
+      type: str
+    changed:
+      description: Always false.
+      type: bool
+    reason:
+      description: Which filter left the member out, and why.
+      type: str
+      sample: "named in instances, but left out by the filters: power state deallocated is not in power_states (running)"
+elapsed_seconds:
+  description: Wall-clock time the task took.
+  returned: always
+  type: float
+retries:
+  description: Retries made on throttling (429) and transient errors during the task.
+  returned: always
+  type: dict
+  sample: {"retries": 0, "throttled_responses": 0}
 """
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError, azure_errors
@@ -384,7 +421,8 @@ def run(module):
         if member.get("health"):
             counts["health"][member["health"]] = counts["health"].get(member["health"], 0) + 1
     return {"changed": False, "instances": instances, "scale_sets": scale_sets, "counts": counts,
-            "source": params["member_source"]}
+            "source": params["member_source"], "filtered_out": module.selection_outcome(),
+            "elapsed_seconds": round(module.deadline.elapsed(), 3), "retries": module.retry_summary()}
 
 
 def main():

@@ -301,9 +301,15 @@ instances:
       type: str
       sample: 20.0.0.10:50000
     status:
-      description: C(changed), C(would_change) (check mode), C(unchanged) or C(failed).
+      description:
+        - C(changed), C(would_change) (check mode), C(unchanged) or C(failed); C(skipped) for a member named in
+          O(instances) that a filter left out (see RV(instances[].reason)).
       type: str
       sample: changed
+    reason:
+      description: Why a member named in O(instances) was left out by a filter.
+      type: str
+      returned: when a named member was left out
     changed:
       description: Whether something was (or would be, in check mode) changed for this member.
       type: bool
@@ -426,10 +432,12 @@ rules:
       description: TCP reset.
       type: bool
 counts:
-  description: How many members were selected, changed, unchanged and failed, and how many rules were deleted.
+  description:
+    - How many members were selected, changed, unchanged and failed, how many rules were deleted, and how many
+      members named in O(instances) a filter left out (C(filtered_out), not counted in C(selected)).
   returned: always
   type: dict
-  sample: {"selected": 12, "changed": 12, "unchanged": 0, "failed": 0, "rules_deleted": 0}
+  sample: {"selected": 12, "changed": 12, "unchanged": 0, "failed": 0, "rules_deleted": 0, "filtered_out": 0}
 load_balancer:
   description: The load balancer and frontend used.
   returned: always
@@ -1031,6 +1039,7 @@ def report(module, scale_set, lb, frontend, address, instances, rules, before, a
     member_rules = {entry["rule"].lower() for entry in failed_members if entry.get("rule")}
     member_rules |= {entry["migration"]["old_rule"].lower() for entry in failed_members
                      if (entry.get("migration") or {}).get("old_rule")}
+    filtered_out = [dict(entry, endpoint=None, rule=None) for entry in module.selection_outcome()]
     counts = {
         "selected": len(instances),
         "changed": sum(1 for entry in instances if entry["changed"]),
@@ -1038,6 +1047,7 @@ def report(module, scale_set, lb, frontend, address, instances, rules, before, a
         "failed": sum(1 for entry in instances if entry["status"] == "failed"),
         "rules_deleted": sum(1 for rule in rules if rule["action"] == "delete"
                              and rule["status"] in ("changed", "would_change")),
+        "filtered_out": len(filtered_out),
     }
     # Failures of rules that belong to no selected member (purged rules, a V2 rule) count too.
     counts["failed"] += sum(1 for rule in failed_rules if rule["name"].lower() not in member_rules)
@@ -1046,7 +1056,7 @@ def report(module, scale_set, lb, frontend, address, instances, rules, before, a
     retries = dict(module.retry_summary(), conflicts=writer.serial.conflicts)
     result = {
         "changed": changed,
-        "instances": instances,
+        "instances": sorted(instances + filtered_out, key=lambda entry: entry["name"].lower()),
         "endpoints": {entry["name"]: entry["endpoint"] for entry in instances if entry["endpoint"]},
         "rules": rules,
         "counts": counts,

@@ -9,6 +9,7 @@ error body, never a traceback or an HTML page.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -17,7 +18,7 @@ from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
 
-from . import control, graph, identity, locks, lro, network, resources, compute, upgrades  # noqa: F401  (routes)
+from . import control, graph, identity, locks, lro, network, resources, compute, tags, upgrades  # noqa: F401  (routes)
 from .errors import ArmError
 from .http import API_VERSIONS, API_VERSION_RE, Ctx, Reply, find_route
 from .state import State, now
@@ -56,17 +57,21 @@ class Front:
             reply = control.dispatch(self.state, method, path, query, body, request.headers)
             return self._respond(reply, request, log_it=False, started=started, method=method, path=path, query=query)
 
+        hold = []
         try:
-            reply = self.dispatch(method, path, query, request.headers, body, base_url)
+            reply = self.dispatch(method, path, query, request.headers, body, base_url, hold)
         except ArmError as exc:
             reply = Reply(exc.status, exc.body(), exc.headers)
         except Exception:
             log.exception("unhandled error for %s %s", method, path)
             reply = Reply(500, {"error": {"code": "InternalServerError",
                                           "message": "Encountered internal server error."}})
+        if hold:
+            # A "delay" fault: the request was handled (state read or changed) and its answer is slow to arrive.
+            await asyncio.sleep(hold[0])
         return self._respond(reply, request, log_it=True, started=started, method=method, path=path, query=query)
 
-    def dispatch(self, method, path, query, headers, body, base_url):
+    def dispatch(self, method, path, query, headers, body, base_url, hold=None):
         state = self.state
         found, params = find_route(method, path)
         if found is None:
@@ -81,6 +86,11 @@ class Front:
         if found.auth:
             identity.authenticate(state, headers.get("Authorization"))
         fault = state.match_fault(method, path, found.starts_operation, arm=found.auth)
+        if fault is not None and fault.delay:
+            fault.consume()
+            if hold is not None:
+                hold.append(float(fault.delay))
+            fault = None
         if fault is not None:
             if fault.status:
                 headers_out = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}

@@ -5,7 +5,7 @@
     GET    /_emulator/scenario               the scenario now loaded
     PUT    /_emulator/clients/{client_id}    add an application: {"secret": ...} or {"certificate": PEM}
     GET|PUT /_emulator/settings              PUT merges (durations are merged key by key)
-    GET|POST|DELETE /_emulator/faults        list / add one rule / clear all
+    GET|POST|DELETE /_emulator/faults        list / add one rule (status, lro, stuck or delay) / clear all
     PUT    /_emulator/vms/{name}/health      {"state": "unhealthy", "after_restart": false}
     PUT    /_emulator/vms/{name}/maintenance {"pending": true}
     GET|DELETE /_emulator/requests           ?since=N returns entries from index N

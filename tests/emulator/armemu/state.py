@@ -84,6 +84,11 @@ DEFAULT_SETTINGS = {
     # scale-set actions skip protected members); False, refused as observed with 400 InvalidParameter
     # "instanceId must be a number" [?].
     "flex_native_protection": False,
+    # Tags API Delete: an entry with a non-empty value removes the tag only when the value matches
+    # (the REST reference says "based on given names or name/value pairs"; which one applies is uncertain).
+    "tags_delete_requires_value": True,
+    # Tags API PATCH answers 202 + Location (True) or 200 with the tags (both are in the SDKs' accepted list).
+    "tags_update_async": False,
 }
 
 # Settings whose value is one of a few words.
@@ -213,7 +218,8 @@ class Operation:
 class FaultRule:
     """A rule of POST /_emulator/faults: answer matching requests with an error."""
 
-    FIELDS = {"method", "path", "status", "code", "message", "retry_after", "count", "probability", "lro", "stuck"}
+    FIELDS = {"method", "path", "status", "code", "message", "retry_after", "count", "probability", "lro", "stuck",
+              "delay"}
 
     def __init__(self, spec):
         unknown = set(spec) - self.FIELDS
@@ -229,10 +235,15 @@ class FaultRule:
         self.status = spec.get("status")
         self.lro = spec.get("lro")
         self.stuck = bool(spec.get("stuck"))
+        # Seconds the answer is held after the request was handled (a slow network path, not an error).
+        self.delay = spec.get("delay")
+        if self.delay is not None and (isinstance(self.delay, bool) or not isinstance(self.delay, (int, float))
+                                       or not 0 < self.delay <= 120):
+            raise ValueError("delay must be a number of seconds between 0 and 120")
         if self.lro not in (None, "Failed", "Canceled"):
             raise ValueError("lro must be 'Failed' or 'Canceled'")
-        if sum(bool(x) for x in (self.status, self.lro, self.stuck)) != 1:
-            raise ValueError("a fault needs exactly one of status, lro or stuck")
+        if sum(bool(x) for x in (self.status, self.lro, self.stuck, self.delay)) != 1:
+            raise ValueError("a fault needs exactly one of status, lro, stuck or delay")
         if self.status is not None and not (400 <= int(self.status) <= 599):
             raise ValueError("status must be an HTTP error status (400-599)")
         self.code = spec.get("code") or _default_fault_code(self.status, self.lro)

@@ -436,6 +436,65 @@ def test_a_broken_credential_file_is_an_input_error(tmp_path):
         resolve_auth_settings(params(), {"AZURE_SUBSCRIPTION_ID": SUB}, str(path))
 
 
+SECRET = "S3cr3t-Value-Never-Shown"
+
+
+@pytest.mark.parametrize("content, where", [
+    ("[default]\nclient_id = app\nsecret %s\ntenant = t\n" % SECRET, "line 3 is not 'key = value'"),
+    ("secret = %s\n[default]\n" % SECRET, "line 1 comes before any [profile] section header"),
+    ("%s\n" % SECRET, "line 1 comes before any [profile] section header"),
+    ("[default]\nsecret = %s\nsecret = %s-again\n" % (SECRET, SECRET), "a key is repeated within its profile at line 3"),
+    ("[default]\nsecret = %s\n[default]\n" % SECRET, "a profile section is repeated at line 3"),
+    ("[default]\n%s\n%s2\n" % (SECRET, SECRET), "lines 2, 3 are not 'key = value'"),
+    ("[%s\nsecret = x\n" % SECRET, "line 1 comes before any [profile] section header"),
+])
+def test_no_value_of_a_malformed_credential_file_appears_in_the_error(tmp_path, content, where):
+    """F2: configparser's messages quote the bad line, which can be the secret itself."""
+    path = tmp_path / "credentials"
+    path.write_text(content)
+
+    with pytest.raises(InvalidInputError) as caught:
+        resolve_auth_settings(params(auth_source="credential_file"), {"AZURE_SUBSCRIPTION_ID": SUB}, str(path))
+
+    assert SECRET not in str(caught.value) and SECRET not in repr(caught.value.to_dict())
+    assert where in caught.value.msg
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_a_credential_file_that_is_not_utf8_is_named_without_its_content(tmp_path):
+    path = tmp_path / "credentials"
+    path.write_bytes(b"[default]\nsecret = " + SECRET.encode() + b"\xff\xfe\n")
+    with pytest.raises(InvalidInputError) as caught:
+        resolve_auth_settings(params(auth_source="credential_file"), {"AZURE_SUBSCRIPTION_ID": SUB}, str(path))
+    assert "is not UTF-8 text" in caught.value.msg and SECRET not in caught.value.msg
+
+
+def test_an_unreadable_credential_file_is_named_without_its_content(tmp_path, monkeypatch):
+    path = tmp_path / "credentials"
+    path.write_text("[default]\nsecret = %s\n" % SECRET)
+
+    def denied(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(_auth, "open", denied, raising=False)
+    with pytest.raises(InvalidInputError) as caught:
+        resolve_auth_settings(params(auth_source="credential_file"), {"AZURE_SUBSCRIPTION_ID": SUB}, str(path))
+    assert caught.value.msg == "Could not read the credential file %s: Permission denied" % path
+
+
+@pytest.mark.parametrize("key", ["subscription_id", "cloud_environment"])
+def test_an_unusable_value_from_the_credential_file_is_refused_without_showing_it(tmp_path, key):
+    path = tmp_path / "credentials"
+    values = {"subscription_id": SUB, "client_id": "app", "secret": "s", "tenant": "t", key: SECRET}
+    path.write_text("[default]\n" + "".join("%s = %s\n" % item for item in values.items()))
+
+    with pytest.raises(InvalidInputError) as caught:
+        resolve_auth_settings(params(auth_source="credential_file"), {}, str(path))
+
+    assert "%s in profile 'default' of the credential file" % key in caught.value.msg
+    assert SECRET not in caught.value.msg
+
+
 # -- credential objects -----------------------------------------------------------------------
 
 class RecordingIdentity:

@@ -109,6 +109,26 @@ def test_authentication_error_without_code_is_labelled():
     assert result["msg"] == "token rejected"
 
 
+def test_a_token_endpoint_that_fails_is_reported_with_its_status_not_as_a_rejected_credential():
+    """F8: a 503 storm on the token endpoint used to read AuthenticationFailed with status null."""
+    error = ClientAuthenticationError(message="Authentication failed: HTTP Error: 503")
+    # What MSAL raises (MsalServiceError) for a 503 answer is the cause azure-identity chains.
+    error.__cause__ = RuntimeError("HTTP Error: 503")
+    error.message = "Authentication failed"
+    result = to_flex_error(error).to_dict()
+
+    assert result["code"] == _errors.CODE_TOKEN_ENDPOINT_UNAVAILABLE
+    assert result["status"] == 503
+    assert "token endpoint answered HTTP 503 after retries" in result["msg"]
+    assert "the credential was not rejected" in result["msg"]
+
+
+def test_a_token_endpoint_refusal_keeps_authentication_failed_with_its_status():
+    error = ClientAuthenticationError(message="Authentication failed: HTTP Error: 400")
+
+    assert (to_flex_error(error).code, to_flex_error(error).status) == (_errors.CODE_AUTHENTICATION_FAILED, 400)
+
+
 def test_credential_unavailable_is_labelled():
     result = to_flex_error(CredentialUnavailableError("Azure CLI not found on path")).to_dict()
 

@@ -70,12 +70,20 @@ def test_module_options_cannot_redefine_authentication_options():
 
 
 @pytest.mark.parametrize("option, value", [("max_parallel", 0), ("max_parallel", 101), ("timeout", 0),
-                                           ("polling_interval", 0)])
+                                           ("polling_interval", 0), ("timeout", 9999999999), ("timeout", 86401),
+                                           ("polling_interval", 3601)])
 def test_limits_are_checked(capsys, option, value, build):
+    """F6: a huge timeout used to crash in sock.settimeout() (OverflowError); it is refused with its bounds."""
     code, result = run_and_capture(capsys, lambda: build({"scale_set_id": "/x", option: value}))
 
     assert code == 1
-    assert result["msg"].startswith(option + " must be")
+    assert result["msg"].startswith(option + " must be between")
+    assert result["msg"].endswith("got %d" % value)
+    assert result["code"] == "AzureFlexInvalidInput"
+
+
+def test_the_largest_timeout_is_accepted(build):
+    assert build({"scale_set_id": "/x", "timeout": 86400}).deadline.seconds == 86400
 
 
 def test_profile_and_secret_are_mutually_exclusive(capsys, build):
@@ -205,3 +213,33 @@ def test_retry_summary(build):
 
 def test_read_only_spec_has_no_wait_options():
     assert set(READ_ARGUMENT_SPEC) == {"timeout", "max_parallel"}
+
+
+def test_report_members_lists_named_members_a_filter_left_out_and_warns_once(build, monkeypatch):
+    """F8: a member named in instances and dropped by a filter is reported, with the reason, and warned about."""
+    module = build({"scale_set_id": "/x"})
+    module.clients = object()
+    warned = []
+    monkeypatch.setattr(module.module, "warn", warned.append)
+    selector = module.selector()
+    selector.filtered_out.append({"member": {"name": "web_0", "id": "/vm/web_0"}, "reason": "left out: power state"})
+    selector.warnings.append("1 member(s) named in instances were left out")
+    scale_set = {"id": "/set", "name": "web", "resource_group": "rg"}
+    acted = {"name": "web_1", "id": "/vm/web_1", "status": "changed", "changed": True, "before": "a", "after": "b"}
+
+    result = module.report_members(scale_set, [acted], "instances", "act")
+
+    assert result["instances"] == [
+        {"name": "web_0", "id": "/vm/web_0", "status": "skipped", "changed": False, "reason": "left out: power state"},
+        acted]
+    assert result["counts"] == {"selected": 1, "changed": 1, "skipped": 0, "failed": 0, "filtered_out": 1}
+    assert warned == ["1 member(s) named in instances were left out"]
+    module.selection_outcome()
+    assert len(warned) == 1
+
+
+def test_a_secret_from_the_environment_is_masked_in_the_result(build):
+    module = build({"scale_set_id": "/x"}, environ=dict(AWX_ENV, AZURE_SECRET="env-secret-value-123"))
+
+    assert module.auth_settings.secret == "env-secret-value-123"
+    assert "env-secret-value-123" in module.module.no_log_values

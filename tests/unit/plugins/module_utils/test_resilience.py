@@ -276,3 +276,25 @@ def test_run_operation_without_wait_only_starts():
 
 def test_run_operation_waits_by_default():
     assert run_operation(FakePoller, Deadline(30), "restart vm1") == (True, "done")
+
+
+def test_a_429_with_retry_after_gets_more_attempts_than_other_failures():
+    """Issue 12's inconclusive case: at 20 % random 429s, six attempts in a row all throttled failed a member."""
+    rules = RetryRules(jitter=no_jitter)
+    throttled = {"Retry-After": "1"}
+
+    assert rules.delay_after_response(6, "POST", 429, throttled) == 1.0
+    assert rules.delay_after_response(11, "POST", 429, throttled) == 1.0
+    assert rules.delay_after_response(12, "POST", 429, throttled) is None
+    # Without Retry-After (backoff grows) and for 5xx the budget stays at six attempts.
+    assert rules.delay_after_response(6, "GET", 429, {}) is None
+    assert rules.delay_after_response(6, "GET", 503, throttled) is None
+    assert RetryRules(max_attempts=3, max_throttled_attempts=4).delay_after_response(4, "GET", 429, throttled) is None
+
+
+def test_pipeline_rides_out_eight_throttled_answers_in_a_row():
+    pipeline = PipelineUnderTest([reply(429, None, {"Retry-After": "1"})] * 8 + [reply(202, None)],
+                                 RetryRules(jitter=no_jitter))
+
+    assert pipeline.send("POST").status_code == 202
+    assert pipeline.sleeps == [1.0] * 8

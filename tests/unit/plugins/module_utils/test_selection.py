@@ -21,6 +21,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import 
     ScaleSetSelector,
     SelectionCriteria,
     filter_members,
+    filter_reason,
     kql_quote,
     member_from_graph_row,
     member_from_vm,
@@ -341,11 +342,14 @@ def test_criteria_from_module_params():
 CLOUD = CloudEndpoints("Test", BASE_URL, "https://login.test.invalid", "https://arm.test.invalid/")
 
 
-def scale_set(mode="Flexible", set_id=SET_ID):
-    return {"id": set_id, "name": set_id.rsplit("/", 1)[1], "location": "westeurope",
-            "sku": {"name": "Standard_B2s", "capacity": 3},
+def scale_set(mode="Flexible", set_id=SET_ID, capacity=None):
+    """A scale set; with ``capacity``, one with a model (and so a member count to compare listings with)."""
+    body = {"id": set_id, "name": set_id.rsplit("/", 1)[1], "location": "westeurope",
             "properties": {"orchestrationMode": mode, "platformFaultDomainCount": 1,
                            "provisioningState": "Succeeded", "upgradePolicy": {"mode": "Manual"}}}
+    if capacity is not None:
+        body["sku"] = {"name": "Standard_B2s", "capacity": capacity}
+    return body
 
 
 class ArmScript:
@@ -425,7 +429,8 @@ def test_uniform_scale_set_is_refused_with_the_alternative():
 
 
 def test_scale_set_summary():
-    selector, _adapter, _script = selector_over([GET_SET])
+    selector, _adapter, _script = selector_over([("GET", r"/virtualMachineScaleSets/web$",
+                                                  reply(200, scale_set(capacity=3)))])
 
     assert selector.get_scale_set(ScaleSetRef(SUB, "rg1", "web")) == {
         "id": SET_ID, "name": "web", "resource_group": "rg1", "location": "westeurope",
@@ -573,3 +578,112 @@ def test_member_from_vm_reports_pending_maintenance():
     view = {"statuses": [{"code": "PowerState/running"}],
             "maintenanceRedeployStatus": {"isCustomerInitiatedMaintenanceAllowed": True}}
     assert member_from_vm(rest_vm("web_1"), view)["maintenance_pending"] is True
+
+
+# -- F5: Resource Graph lag; F8: named members a filter leaves out, empty lists ------------------------
+
+def compute_list(*names):
+    return ("GET", r"/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines$",
+            reply(200, {"value": [rest_vm(name) for name in names]}))
+
+
+def test_a_graph_listing_that_matches_the_capacity_costs_no_compute_call():
+    selector, adapter, _script = selector_over([
+        ("GET", r"/virtualMachineScaleSets/web$", reply(200, scale_set(capacity=1))),
+        ("POST", r"Microsoft.ResourceGraph/resources$", graph_page([GRAPH_ROW])),
+    ])
+
+    selection = selector.select(criteria())
+
+    assert [member["name"] for member in selection.members] == ["web_0001"]
+    assert not any("/virtualMachines" in request.url for request in adapter.requests)
+    assert selector.warnings == []
+
+
+def test_a_graph_listing_behind_the_capacity_is_completed_from_the_compute_api():
+    """F5: right after a scale-out Resource Graph lists fewer members; 'all' must not mean fewer than exist."""
+    selector, _adapter, _script = selector_over([
+        ("GET", r"/virtualMachineScaleSets/web$", reply(200, scale_set(capacity=2))),
+        ("POST", r"Microsoft.ResourceGraph/resources$", graph_page([GRAPH_ROW])),
+        compute_list("web_0001", "web_0002"),
+        ("GET", r"/virtualMachines/web_0002/instanceView$", reply(200, instance_view("starting"))),
+    ])
+
+    selection = selector.select(criteria())
+
+    assert [(m["name"], m["power_state"], m["source"]) for m in selection.members] == [
+        ("web_0001", "running", "resource_graph"), ("web_0002", "starting", "compute")]
+    assert selection.total_members == 2
+    assert selector.warnings == [
+        "Resource Graph is behind for scale set web: it listed 1 member(s), the compute API 2 (capacity 2). The compute"
+        " API's list was used; not yet in Resource Graph: web_0002."]
+
+
+def test_members_deleted_but_still_in_resource_graph_are_dropped():
+    rows = [GRAPH_ROW, dict(GRAPH_ROW, name="web_gone", id=vm_id("web_gone"))]
+    selector, _adapter, _script = selector_over([
+        ("GET", r"/virtualMachineScaleSets/web$", reply(200, scale_set(capacity=1))),
+        ("POST", r"Microsoft.ResourceGraph/resources$", graph_page(rows)),
+        compute_list("web_0001"),
+    ])
+
+    selection = selector.select(criteria())
+
+    assert [member["name"] for member in selection.members] == ["web_0001"]
+    assert "deleted, still in Resource Graph: web_gone" in selector.warnings[0]
+
+
+def test_a_newly_created_set_that_resource_graph_does_not_show_yet_is_not_empty():
+    selector, _adapter, _script = selector_over([
+        ("GET", r"/virtualMachineScaleSets/web$", reply(200, scale_set(capacity=2))),
+        ("POST", r"Microsoft.ResourceGraph/resources$", graph_page([])),
+        compute_list("web_a", "web_b"),
+        ("GET", r"/virtualMachines/web_[ab]/instanceView$", reply(200, instance_view("running"))),
+    ])
+
+    assert [member["name"] for member in selector.select(criteria()).members] == ["web_a", "web_b"]
+
+
+def test_an_empty_instances_list_is_refused():
+    with pytest.raises(InvalidInputError, match="instances is an empty list: name at least one member, or use"
+                                                " instances: all"):
+        criteria(instances=[])
+
+
+def test_named_members_left_out_by_a_filter_are_recorded_with_the_reason():
+    deallocated = dict(GRAPH_ROW, name="web_0002", id=vm_id("web_0002"), powerState="PowerState/deallocated")
+    selector, _adapter, _script = selector_over([
+        GET_SET, ("POST", r"Microsoft.ResourceGraph/resources$", graph_page([GRAPH_ROW, deallocated])),
+    ])
+
+    selection = selector.select(criteria(instances=["web_0001", "web_0002"], power_states=["running"]))
+
+    assert [member["name"] for member in selection.members] == ["web_0001"]
+    assert [(item["member"]["name"], item["reason"]) for item in selector.filtered_out] == [
+        ("web_0002", "named in instances, but left out by the filters: power state deallocated is not in power_states"
+                     " (running)")]
+    assert selector.warnings == [
+        "1 member(s) named in instances were left out by the filters (power_states running), nothing was done to"
+        " them: web_0002 (power state deallocated is not in power_states (running))"]
+
+
+def test_a_filter_selecting_none_of_the_members_is_a_warning():
+    selector, _adapter, _script = selector_over([
+        GET_SET, ("POST", r"Microsoft.ResourceGraph/resources$", graph_page([GRAPH_ROW])),
+    ])
+
+    assert selector.select(criteria(tags={"env": "prod"})).members == []
+    assert selector.warnings == ["The filters (tags env=prod) selected none of the 1 member(s) of web. Note that tags"
+                                 " selects members by the tags they already have."]
+    assert selector.filtered_out == []
+
+
+@pytest.mark.parametrize("member, options, reason", [
+    (dict(MEMBERS[0], power_state="absent"), {"power_states": ["running"]}, "no longer exists"),
+    (dict(MEMBERS[0], fault_domain=2), {"fault_domains": [0, 1]}, "fault domain 2 is not in fault_domains (0, 1)"),
+    (dict(MEMBERS[0], zones=[]), {"zones": ["1"]}, "zones (none) are not in zones (1)"),
+    (dict(MEMBERS[0], tags={"env": "dev"}), {"tags": {"env": "prod"}}, "its tags do not match tags (env=prod)"),
+])
+def test_filter_reasons(member, options, reason):
+    assert filter_reason(member, criteria(**options)) == reason
+    assert filter_reason(member, criteria()) is None

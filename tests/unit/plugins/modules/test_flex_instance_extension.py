@@ -203,7 +203,8 @@ class FakeModule:
         self._selection = types.SimpleNamespace(scale_set=scale_set, members=members)
 
     def selector(self):
-        return types.SimpleNamespace(select=lambda criteria: self._selection)
+        return types.SimpleNamespace(select=lambda criteria: self._selection,
+                                     select_current=lambda criteria: self._selection)
 
     def fan_out(self, func, items):
         return run_bounded(func, items, 4, self.deadline)
@@ -214,6 +215,9 @@ class FakeModule:
 
     def retry_summary(self):
         return {"retries": 0, "throttled_responses": 0}
+
+    def selection_outcome(self):
+        return []
 
     report_members = AzureFlexModule.report_members
 
@@ -233,7 +237,7 @@ def test_install_then_rerun_is_idempotent():
     first = module.run(FakeModule(params, [member("a"), member("b")], fake))
     assert [w[0] for w in fake.writes] == ["PUT", "PUT"]
     assert fake.writes[0][2]["properties"]["protectedSettings"] == {"secret": "s"}
-    assert first["counts"] == {"selected": 2, "changed": 2, "skipped": 0, "failed": 0}
+    assert first["counts"] == {"selected": 2, "changed": 2, "skipped": 0, "failed": 0, "filtered_out": 0}
     assert first["instances"][0]["after"]["settings"] == {"a": 1}
     second = module.run(FakeModule(params, [member("a"), member("b")], fake))
     assert len(fake.writes) == 2
@@ -250,14 +254,14 @@ def test_a_settings_change_is_a_patch_of_the_settings_only():
 def test_a_member_azure_refuses_is_reported_and_fails_the_task_after_the_others():
     fake = FakeExtensions({}, stopped=["b"])
     with pytest.raises(MemberFailures) as raised:
-        module.run(FakeModule({"instances": ["all"]}, [member("a"), member("b", "deallocated")], fake))
+        module.run(FakeModule({"instances": ["a", "b"]}, [member("a"), member("b", "deallocated")], fake))
     result = raised.value.result
     entries = {entry["name"]: entry for entry in result["instances"]}
     assert entries["a"]["status"] == "changed"
     assert entries["b"]["status"] == "failed"
     assert entries["b"]["error"] == {"msg": "Cannot modify extensions in the VM when the VM is not running.",
                                      "code": "OperationNotAllowed", "status": 409, "request_id": "req-b"}
-    assert result["counts"] == {"selected": 2, "changed": 1, "skipped": 0, "failed": 1}
+    assert result["counts"] == {"selected": 2, "changed": 1, "skipped": 0, "failed": 1, "filtered_out": 0}
     assert "b: OperationNotAllowed" in raised.value.msg
 
 
@@ -279,3 +283,46 @@ def test_every_option_documented_is_in_the_argument_spec():
     spec = module.argument_spec()
     assert spec["protected_settings"]["no_log"] is True
     assert set(module.DESIRED_OPTIONS) <= set(spec)
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_members_not_running_selected_implicitly_are_skipped_in_both_modes(check_mode):
+    """F7: the same decision in check mode and in a real run, as flex_instance_action makes it."""
+    fake = FakeExtensions({}, stopped=["b", "c"])
+    members = [member("a"), member("b", "deallocated"), member("c", "stopped")]
+
+    result = module.run(FakeModule({"instances": ["all"]}, members, fake, check_mode=check_mode))
+
+    entries = {entry["name"]: entry for entry in result["instances"]}
+    assert entries["a"]["status"] == ("would_change" if check_mode else "changed")
+    assert [(entries[n]["status"], entries[n]["reason"]) for n in ("b", "c")] == [
+        ("skipped", "not running (power state deallocated): Azure changes extensions of running VMs only"),
+        ("skipped", "not running (power state stopped): Azure changes extensions of running VMs only")]
+    assert [write[1] for write in fake.writes] == ([] if check_mode else ["a"])
+
+
+def test_check_mode_predicts_the_refusal_of_a_named_member_that_is_not_running():
+    """F7: check mode used to say would_change for a deallocated member the real run fails with 409."""
+    fake = FakeExtensions({}, stopped=["b"])
+
+    with pytest.raises(MemberFailures) as raised:
+        module.run(FakeModule({"instances": ["a", "b"]}, [member("a"), member("b", "deallocated")], fake,
+                              check_mode=True))
+
+    assert fake.writes == []
+    entries = {entry["name"]: entry for entry in raised.value.result["instances"]}
+    assert entries["a"]["status"] == "would_change"
+    assert entries["b"]["status"] == "would_fail" and entries["b"]["changed"] is False
+    assert entries["b"]["error"]["code"] == "OperationNotAllowed"
+    assert raised.value.msg == "1 of 2 member(s) would fail to apply extension CustomScript: b: OperationNotAllowed"
+    assert raised.value.result["counts"]["failed"] == 1
+
+
+def test_nothing_to_do_on_a_stopped_member_is_not_a_refusal():
+    fake = FakeExtensions({}, stopped=["b"])
+
+    result = module.run(FakeModule({"instances": ["b"], "state": "absent"}, [member("b", "deallocated")], fake,
+                                   check_mode=True))
+
+    assert result["instances"][0]["status"] == "skipped" and result["instances"][0]["reason"] == "already absent"
+    assert fake.writes == []

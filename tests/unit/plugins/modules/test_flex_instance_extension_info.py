@@ -56,12 +56,24 @@ class FakeModule:
     def fan_out(self, func, items):
         return run_bounded(func, items, 4)
 
+    deadline = types.SimpleNamespace(elapsed=lambda: 1.25)
+
+    def selection_outcome(self):
+        return []
+
+    def retry_summary(self):
+        return {"retries": 2, "throttled_responses": 1}
+
 
 def test_lists_each_member_with_instance_view_and_counts_extensions():
     fake = FakeModule({"vm1": [raw("HealthExtension")], "vm2": [raw("HealthExtension"), raw("CustomScript")]})
     result = module.run(fake)
     assert [instance["name"] for instance in result["instances"]] == ["vm1", "vm2"]
     assert result["counts"] == {"instances": 2, "extensions": {"HealthExtension": 2, "CustomScript": 1}}
+    # As every module: the retries it met, how long it took, the scale set, the named members left out.
+    assert (result["retries"], result["elapsed_seconds"], result["filtered_out"]) == (
+        {"retries": 2, "throttled_responses": 1}, 1.25, [])
+    assert result["scale_set"] == {"id": "/ss/web", "name": "web", "resource_group": "rg"}
     assert sorted(fake.calls) == [("vm1", "instanceView"), ("vm2", "instanceView")]
     assert result["changed"] is False
 

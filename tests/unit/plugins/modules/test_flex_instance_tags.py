@@ -39,7 +39,8 @@ CLOUD = CloudEndpoints("Test", BASE_URL, "https://login.test.invalid", "https://
 @pytest.mark.parametrize("current, set_tags, remove_tags, purge, expected", [
     ({"app": "web"}, {"run": "r1"}, [], False, {"app": "web", "run": "r1"}),
     ({"app": "web", "run": "r0"}, {"run": "r1"}, [], False, {"app": "web", "run": "r1"}),
-    ({"App": "web"}, {"app": "api"}, [], False, {"app": "api"}),
+    # As Azure's Merge does, the existing spelling of a name is kept.
+    ({"App": "web"}, {"app": "api"}, [], False, {"App": "api"}),
     ({"app": "web", "run": "r1"}, {}, ["RUN"], False, {"app": "web"}),
     ({"app": "web"}, {}, ["absent"], False, {"app": "web"}),
     ({"app": "web", "run": "r1"}, {"tier": "fe"}, [], True, {"tier": "fe"}),
@@ -106,12 +107,31 @@ def rest_vm(name, tags):
 
 
 class FakeArm:
-    """VMs a, b and c of scale set web, whose tags a PATCH changes; unscripted calls get 404."""
+    """VMs a, b and c of scale set web, whose tags the Tags API changes; unscripted calls get 404."""
 
     def __init__(self, tags, patch_error=None):
         self.tags = tags
         self.patch_error = patch_error or {}
         self.patches = []
+
+    def tags_api(self, request, name):
+        if request.method == "GET":
+            return reply(200, {"properties": {"tags": self.tags[name]}})
+        body = request.json()
+        self.patches.append((name, body))
+        if name in self.patch_error:
+            return reply(409, arm_error("ScopeLocked", "locked"), {"x-ms-request-id": "req-1"})
+        changes = body["properties"]["tags"]
+        current = dict(self.tags[name])
+        if body["operation"] == "Replace":
+            current = dict(changes)
+        elif body["operation"] == "Merge":
+            current.update(changes)
+        else:
+            current = {key: value for key, value in current.items() if changes.get(key) != value}
+        self.tags[name] = current
+        return reply(200, {"id": vm_id(name) + "/providers/Microsoft.Resources/tags/default",
+                           "properties": {"tags": current}})
 
     def __call__(self, request):
         path = urlsplit(request.url).path
@@ -121,16 +141,13 @@ class FakeArm:
         if request.method == "POST" and path.endswith("/Microsoft.ResourceGraph/resources"):
             # An empty (lagging) Resource Graph: named members are then confirmed with a compute GET.
             return reply(200, {"totalRecords": 0, "count": 0, "resultTruncated": "false", "data": []})
+        match = re.search(r"/virtualMachines/([^/]+)/providers/Microsoft.Resources/tags/default$", path)
+        if match and match.group(1) in self.tags:
+            return self.tags_api(request, match.group(1))
         match = re.search(r"/virtualMachines/([^/]+)$", path)
         if match and match.group(1) in self.tags:
             name = match.group(1)
             if request.method == "GET":
-                return reply(200, rest_vm(name, self.tags[name]))
-            if request.method == "PATCH":
-                self.patches.append((name, request.json()))
-                if name in self.patch_error:
-                    return reply(409, arm_error("ScopeLocked", "locked"), {"x-ms-request-id": "req-1"})
-                self.tags[name] = request.json()["tags"]
                 return reply(200, rest_vm(name, self.tags[name]))
         if request.method == "GET" and path.endswith("/virtualMachines"):
             return reply(200, {"value": [rest_vm(name, tags) for name, tags in self.tags.items()]})
@@ -182,20 +199,24 @@ def test_check_mode_writes_nothing_and_predicts(run_module):
     assert writes(requests) == []
     assert result["changed"] is True
     assert [(e["name"], e["status"]) for e in result["instances"]] == [("a", "would_change"), ("b", "skipped")]
-    assert result["counts"] == {"selected": 2, "changed": 1, "skipped": 1, "failed": 0}
+    assert result["counts"] == {"selected": 2, "changed": 1, "skipped": 1, "failed": 0, "filtered_out": 0}
     assert result["diff"] == {"before": {"instances": {"a": {"app": "web"}}},
                               "after": {"instances": {"a": {"app": "web", "run": "r1"}}}}
 
 
-def test_real_run_patches_only_tags_then_a_rerun_changes_nothing(run_module):
+def test_real_run_merges_through_the_tags_api_then_a_rerun_changes_nothing(run_module):
     arm = FakeArm({"a": {"app": "web"}, "b": {"app": "web", "run": "r0"}, "c": {"app": "web", "run": "r1"}})
 
     code, result, requests = run_module(arm, {"instances": ["a", "b", "c"], "set_tags": {"run": "r1"}})
 
     assert code == 0 and result["changed"] is True
-    assert sorted(arm.patches) == [("a", {"tags": {"app": "web", "run": "r1"}}),
-                                   ("b", {"tags": {"app": "web", "run": "r1"}})]
+    # Only the tags to set are sent, as a Merge: tags someone else writes meanwhile cannot be overwritten.
+    merge = {"operation": "Merge", "properties": {"tags": {"run": "r1"}}}
+    assert sorted(arm.patches) == [("a", merge), ("b", merge)]
     assert [r.method for r in writes(requests) if "ResourceGraph" not in r.url] == ["PATCH", "PATCH"]
+    assert all(r.url.split("?")[0].endswith("/providers/Microsoft.Resources/tags/default") and "//sub" not in r.url
+               for r in writes(requests) if "ResourceGraph" not in r.url)
+    assert result["instances"][0]["after"] == {"app": "web", "run": "r1"}
     assert [(e["name"], e["status"]) for e in result["instances"]] == [("a", "changed"), ("b", "changed"),
                                                                        ("c", "skipped")]
 
@@ -203,7 +224,7 @@ def test_real_run_patches_only_tags_then_a_rerun_changes_nothing(run_module):
 
     assert code == 0 and again["changed"] is False
     assert [r for r in writes(requests) if "ResourceGraph" not in r.url] == []
-    assert again["counts"] == {"selected": 3, "changed": 0, "skipped": 3, "failed": 0}
+    assert again["counts"] == {"selected": 3, "changed": 0, "skipped": 3, "failed": 0, "filtered_out": 0}
 
 
 def test_a_refused_member_fails_the_task_with_the_arm_error_and_the_others_are_done(run_module):
@@ -231,3 +252,49 @@ def test_bad_input_fails_without_any_request(run_module):
     assert code == 1
     assert "does not allow in tag names" in result["msg"]
     assert requests == []
+
+
+def test_remove_sends_a_delete_with_the_values_read_and_purge_one_replace(run_module):
+    arm = FakeArm({"a": {"app": "web", "old": "1"}, "b": {"app": "web"}})
+
+    code, result, _requests = run_module(arm, {"instances": ["a", "b"], "set_tags": {"new": "2"},
+                                               "remove_tags": ["OLD"]})
+
+    assert code == 0
+    # Members are written concurrently; each member's requests come in order.
+    assert [body for name, body in arm.patches if name == "a"] == [
+        {"operation": "Merge", "properties": {"tags": {"new": "2"}}},
+        {"operation": "Delete", "properties": {"tags": {"old": "1"}}}]
+    assert [body for name, body in arm.patches if name == "b"] == [
+        {"operation": "Merge", "properties": {"tags": {"new": "2"}}}]
+    assert arm.tags == {"a": {"app": "web", "new": "2"}, "b": {"app": "web", "new": "2"}}
+    assert [e["after"] for e in result["instances"]] == [{"app": "web", "new": "2"}, {"app": "web", "new": "2"}]
+
+    arm.patches.clear()
+    code, result, _requests = run_module(arm, {"instances": ["a"], "set_tags": {"only": "x"}, "purge": True})
+
+    assert code == 0 and arm.patches == [("a", {"operation": "Replace", "properties": {"tags": {"only": "x"}}})]
+    assert arm.tags["a"] == {"only": "x"}
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"tags": {"env": "prod"}}, "the option tags only selects members by the tags they already have (here env=prod);"
+                                " to set tags on the members use set_tags"),
+    ({}, "Nothing to change: give set_tags"),
+    ({"tags": {"env": "prod"}, "set_tags": {"ENV": "prod"}},
+     "selects only members that already have every tag in set_tags (ENV=prod)"),
+])
+def test_the_tags_trap_is_refused_before_any_call(run_module, args, message):
+    """azure.azcollection users write tags= to set tags; here it selects. No spelling may silently do nothing."""
+    arm = FakeArm({"a": {}})
+
+    code, result, requests = run_module(arm, dict({"instances": ["a"]}, **args))
+
+    assert code == 1 and message in result["msg"]
+    assert requests == []
+
+
+def test_a_filter_on_other_tags_with_set_tags_is_fine():
+    assert module.validate_changes({"env": "prod"}, [], False, {"app": "web"}) == ({"env": "prod"}, [])
+    # purge can change members that match the filter.
+    assert module.validate_changes({"env": "prod"}, [], True, {"env": "prod"}) == ({"env": "prod"}, [])
