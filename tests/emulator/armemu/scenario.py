@@ -156,6 +156,12 @@ def _load_scale_set(state, sub, group, location, spec):
             "properties": {"orchestrationMode": mode}}
     if spec.get("zones"):
         body["zones"] = [str(z) for z in spec["zones"]]
+    if spec.get("automatic_repairs"):
+        # Stored and returned as Azure does; the emulator does not repair anything.
+        repairs = spec["automatic_repairs"]
+        body["properties"]["automaticRepairsPolicy"] = {
+            "enabled": bool(repairs.get("enabled", True)), "gracePeriod": repairs.get("grace_period", "PT10M"),
+            "repairAction": repairs.get("repair_action", "Replace")}
     if mode == "Flexible":
         body["properties"]["platformFaultDomainCount"] = spec.get("platform_fault_domain_count",
                                                                   1 if spec.get("zones") else 3)
