@@ -393,6 +393,11 @@ marked:
   returned: when O(step=mark)
   type: list
   elements: str
+not_marked:
+  description: Members that could not be marked done (O(step=mark)), with C(name) and C(reason).
+  returned: when O(step=mark)
+  type: list
+  elements: dict
 scale_set:
   description: The scale set (C(id), C(name), C(resource_group), C(automatic_repairs)).
   returned: always
@@ -570,7 +575,7 @@ def mark(module, state, names):
     if report["failed"]:
         line += "; not marked: %s" % ", ".join("%s (%s)" % (entry["name"], entry["reason"]) for entry in report["failed"])
     return _result(module, state, changed=bool(report["marked"]) and not module.check_mode, lines=[line],
-                   marked=report["marked"], failed=report["failed"])
+                   marked=report["marked"], not_marked=report["failed"])
 
 
 def _checked_batch(batch):
