@@ -4,7 +4,7 @@
 #
 #   make demo       set everything up, start the ARM emulator, run the rolling restart against it
 #   make test       every check: sanity, unit tests, emulator tests, integration (both matrix entries),
-#                   ansible-lint, molecule
+#                   ansible-lint, molecule, the demo's job output
 #   make emulator   run the emulator in the foreground (SCENARIO=file to pick a scenario)
 
 SHELL := /bin/bash
@@ -22,7 +22,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv venv-oldsdk collection emulator demo test sanity units test-emulator \
-        integration integration-oldsdk integrations lint molecule clean
+        integration integration-oldsdk integrations lint molecule demo-output clean
 
 help:
 	@sed -n '2,11p' Makefile
@@ -61,7 +61,12 @@ demo: venv collection
 	    $(if $(SCENARIO),--scenario $(abspath $(SCENARIO))) -- \
 	    $(CURDIR)/$(VENV)/bin/ansible-playbook -e ansible_python_interpreter=$(VPY) $(DEMO_ARGS) $(CURDIR)/playbooks/demo.yml
 
-test: sanity units test-emulator integrations lint molecule
+test: sanity units test-emulator integrations lint molecule demo-output
+
+# The demo's job output, checked: one line per batch, no FAILED - RETRYING / Unknown error / ...ignoring, and a stop
+# that prints its reason at once and nothing of the batches after it (tests/bench/demo_output.py).
+demo-output: venv collection
+	$(VPY) tests/bench/demo_output.py
 
 # Both integration runs at once (each has its own emulator; output is printed per run when it ends).
 integrations: venv venv-oldsdk collection
