@@ -28,7 +28,7 @@ def _engine(call, *args):
     try:
         return call(*args)
     except (InvalidInputError, KeyError, TypeError) as error:
-        raise AnsibleFilterError("%s: %s" % (call.__name__, error)) from error
+        raise AnsibleFilterError(str(error)) from error
 
 
 def rolling_latest_run(results, token):
@@ -40,7 +40,7 @@ def rolling_latest_run(results, token):
 
 def rolling_summary(run, failure=None):
     """The summary of ``run``; ``failure`` (``{task, msg, batch}``) when a task of the role failed."""
-    return _engine(_rolling.summarize, _rolling.check_run(run), failure or None)
+    return _engine(lambda checked, failure: _rolling.summarize(_rolling.check_run(checked), failure), run, failure or None)
 
 
 def rolling_summary_lines(summary):

@@ -763,8 +763,8 @@ def _current_batch(module, settings, members, batch):
         if member is None:
             skipped.append({"name": name, "reason": "no longer exists"})
         elif member.get("power_state") not in ACTIONABLE_POWER_STATES:
-            skipped.append({"name": name, "reason": "not running (power state %s)" % (member.get("power_state") or
-                                                                                     "unknown")})
+            power = member.get("power_state") or "unknown"
+            skipped.append({"name": name, "reason": "not running (power state %s)" % power})
         else:
             todo.append(member)
     refused = []
@@ -1044,8 +1044,8 @@ def summary_lines(summary):
         summary["batches_planned"], summary["batch_size"], by),
         "done: %d %s" % (len(summary["done"]), ", ".join(summary["done"]))]
     if summary["done_before"]:
-        lines.append("done in an earlier attempt of this run: %d %s" % (len(summary["done_before"]),
-                                                                         ", ".join(summary["done_before"])))
+        lines.append("done in an earlier attempt of this run: %d %s"
+                     % (len(summary["done_before"]), ", ".join(summary["done_before"])))
     for key in ("skipped", "failed", "unhealthy"):
         if summary[key]:
             lines.append("%s: %s" % (key, entries(summary[key])))

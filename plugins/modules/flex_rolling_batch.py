@@ -9,7 +9,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: flex_rolling_batch
 short_description: One step of a rolling restart, reimage or redeploy of a Flexible scale set
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Runs one step of a rolling run over the members of an Azure Flexible scale set, the way Azure's rolling
     upgrade policy rolls out model changes, for actions that policy does not cover (restart, reimage,

@@ -136,7 +136,7 @@ def run_one(emulator, key):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=1, help="runs of each scenario (the median is judged)")
     parser.add_argument("--only", choices=sorted(SCENARIOS), action="append")
     args = parser.parse_args(argv)
@@ -145,7 +145,7 @@ def main(argv=None):
     rows = []
     with Emulator(python=PYTHON) as emulator:
         for key in keys:
-            results = [run_one(emulator, key) for _ in range(args.runs)]
+            results = [run_one(emulator, key) for _run in range(args.runs)]
             role = statistics.median(result["role"] for result in results)
             wall = statistics.median(result["wall"] for result in results)
             first = results[0]

@@ -487,7 +487,7 @@ def test_the_batch_line_says_members_domain_times_outcome_and_progress():
 
 def test_new_run_keeps_the_plans_read_for_the_first_batch():
     _plan, run = new_run(web(3))
-    assert run["snapshot"]["time"] == NOW and [m["name"] for m in run["snapshot"]["members"]] == ["web_00", "web_01",
-                                                                                                 "web_02"]
+    assert run["snapshot"]["time"] == NOW
+    assert [m["name"] for m in run["snapshot"]["members"]] == ["web_00", "web_01", "web_02"]
     assert set(run["snapshot"]["members"][0]) == set(rolling.SNAPSHOT_KEYS)
     assert time.time() > NOW
