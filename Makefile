@@ -4,7 +4,7 @@
 #
 #   make demo       set everything up, start the ARM emulator, run the rolling restart against it
 #   make test       every check: sanity, unit tests, emulator tests, integration (both matrix entries),
-#                   ansible-lint, molecule, the fault suite
+#                   ansible-lint, molecule, the fault suite, the demo's job output
 #   make emulator   run the emulator in the foreground (SCENARIO=file to pick a scenario)
 
 SHELL := /bin/bash
@@ -25,7 +25,7 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv venv-oldsdk venv-shared integration-shared examples check-tree build publish-check collection emulator demo test sanity units test-emulator \
-        integration integration-oldsdk integrations lint molecule faults clean
+        integration integration-oldsdk integrations lint molecule faults demo-output clean
 
 help:
 	@sed -n '2,11p' Makefile
@@ -94,7 +94,12 @@ demo: venv collection
 	    $(if $(SCENARIO),--scenario $(abspath $(SCENARIO))) -- \
 	    $(CURDIR)/$(VENV)/bin/ansible-playbook -e ansible_python_interpreter=$(VPY) $(DEMO_ARGS) $(CURDIR)/playbooks/demo.yml
 
-test: check-tree sanity units test-emulator integrations examples lint molecule faults publish-check
+test: check-tree sanity units test-emulator integrations examples lint molecule faults demo-output publish-check
+
+# The demo's job output, checked: one line per batch, no FAILED - RETRYING / Unknown error / ...ignoring, and a stop
+# that prints its reason at once and nothing of the batches after it (tests/bench/demo_output.py).
+demo-output: venv collection
+	$(VPY) tests/bench/demo_output.py
 
 # The fault suite (tests/faults, docs/reliability.md): about a hundred cases against one emulator, a few
 # minutes; prints the table "category | cases | held". FAULTS_ARGS passes options, e.g. --only lag.

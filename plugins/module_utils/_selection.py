@@ -328,7 +328,16 @@ def scale_set_from_rest(scale_set):
         "provisioning_state": enum_text(properties.get("provisioningState")),
         "upgrade_mode": enum_text((properties.get("upgradePolicy") or {}).get("mode")),
         "sku": {"name": sku.get("name"), "capacity": sku.get("capacity")} if sku else None,
+        "automatic_repairs": automatic_repairs_from_rest(properties.get("automaticRepairsPolicy")),
     }
+
+
+def automatic_repairs_from_rest(policy):
+    """The scale set's ``automaticRepairsPolicy`` (None when not set): enabled, grace period, repair action."""
+    if not policy:
+        return None
+    return {"enabled": bool(policy.get("enabled")), "grace_period": policy.get("gracePeriod"),
+            "repair_action": enum_text(policy.get("repairAction"))}
 
 
 # --------------------------------------------------------------------------------------------

@@ -193,7 +193,10 @@ instances:
       type: str
       sample: running
     after:
-      description: Power state after the action (predicted in check mode); C(absent) once deleted; null when not waited for.
+      description:
+        - Power state after the action (predicted in check mode); C(absent) once deleted; null when not waited for.
+        - C(unknown) when the VM answered 404 to every read right after the action (a warning says so); a VM that
+          was just acted on is not reported C(absent) on the strength of one 404.
       type: str
       sample: running
     fault_domain:
@@ -250,287 +253,39 @@ retries:
   sample: {"retries": 0, "throttled_responses": 0}
 """
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
-    AzureFlexError,
-    InvalidInputError,
-    azure_errors,
-    is_not_found,
-    member_error,
+from ansible_collections.azure_flex.vmss.plugins.module_utils._actions import (
+    ACTION_OPTIONS_ARGUMENT_SPEC,
+    ACTIONS,
+    act_delete,
+    act_one_by_one,
+    check_action_options,
+    plan_members,
+    refresh_after,
+    respect_protection,
+    select_for_delete,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
-    CODE_PROTECTED,
-    LockReader,
-    blocking_locks,
-    describe_locks,
-)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import member_error
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     ABSENT,
-    CODE_NOT_A_MEMBER,
     SELECTION_MUTUALLY_EXCLUSIVE,
     SELECTION_REQUIRED_ONE_OF,
     SELECTION_REQUIRED_TOGETHER,
     SelectionCriteria,
-    member_from_vm,
     selection_argument_spec,
 )
-
-# A transitional power state counts as the state it is heading for.
-SETTLING = {"starting": "running", "stopping": "stopped", "deallocating": "deallocated"}
-
-
-class Action:
-    """What an action needs, where it leads, and the SDK call that runs it on one VM."""
-
-    def __init__(self, name, goal=None, needs=None, description=None):
-        self.name = name
-        self.goal = goal  # the power state a state action ensures; None for one-shot actions
-        self.needs = needs  # power states an implicitly selected member must be in
-        self.description = description or name.replace("_", " ")
-
-    def settled(self, member):
-        return SETTLING.get(member["power_state"], member["power_state"])
-
-    def skip_reason(self, member, named):
-        """Why this member is skipped (None: act on it)."""
-        state = self.settled(member)
-        if self.goal is not None and (state == self.goal or (self.goal == "stopped" and state == "deallocated")):
-            return "already %s" % member["power_state"]
-        if named or self.needs is None or state in self.needs:
-            return self.extra_skip_reason(member, named)
-        return "not %s (power state %s)" % (" or ".join(self.needs), member["power_state"])
-
-    def extra_skip_reason(self, member, named):
-        return None
-
-    def predicted(self, member):
-        return self.goal or ("running" if self.settled(member) in ("running", "stopped", "deallocated") else
-                             member["power_state"])
-
-    def begin(self, compute, member, params):
-        raise NotImplementedError
-
-
-class Start(Action):
-    def begin(self, compute, member, params):
-        return compute.virtual_machines.begin_start(member["resource_group"], member["name"])
-
-
-class PowerOff(Action):
-    def begin(self, compute, member, params):
-        return compute.virtual_machines.begin_power_off(member["resource_group"], member["name"],
-                                                        skip_shutdown=params["skip_shutdown"])
-
-
-class Deallocate(Action):
-    def begin(self, compute, member, params):
-        kwargs = {"hibernate": True} if params["hibernate"] else {}
-        return compute.virtual_machines.begin_deallocate(member["resource_group"], member["name"], **kwargs)
-
-
-class Restart(Action):
-    def begin(self, compute, member, params):
-        return compute.virtual_machines.begin_restart(member["resource_group"], member["name"])
-
-
-class Redeploy(Action):
-    def predicted(self, member):
-        return "running"
-
-    def begin(self, compute, member, params):
-        return compute.virtual_machines.begin_redeploy(member["resource_group"], member["name"])
-
-
-class Reimage(Action):
-    def predicted(self, member):
-        return "running"
-
-    def begin(self, compute, member, params):
-        body = {}
-        if params["temp_disk"] is not None:
-            body["tempDisk"] = params["temp_disk"]
-        if params["exact_version"]:
-            body["exactVersion"] = params["exact_version"]
-        if body:
-            return compute.virtual_machines.begin_reimage(member["resource_group"], member["name"], body)
-        return compute.virtual_machines.begin_reimage(member["resource_group"], member["name"])
-
-
-class PerformMaintenance(Action):
-    def extra_skip_reason(self, member, named):
-        if not named and not member.get("maintenance_pending"):
-            return "no maintenance pending"
-        return None
-
-    def predicted(self, member):
-        return "running"
-
-    def begin(self, compute, member, params):
-        return compute.virtual_machines.begin_perform_maintenance(member["resource_group"], member["name"])
-
-
-class SimulateEviction(Action):
-    def extra_skip_reason(self, member, named):
-        if not named and str(member.get("priority") or "").lower() != "spot":
-            return "not a Spot VM"
-        return None
-
-    def predicted(self, member):
-        return "deallocated"
-
-
-ACTIONS = {
-    "start": Start("start", goal="running"),
-    "power_off": PowerOff("power_off", goal="stopped", description="power off"),
-    "deallocate": Deallocate("deallocate", goal="deallocated"),
-    "restart": Restart("restart", needs=("running",)),
-    "redeploy": Redeploy("redeploy"),
-    "reimage": Reimage("reimage"),
-    "perform_maintenance": PerformMaintenance("perform_maintenance", description="perform maintenance on"),
-    "simulate_eviction": SimulateEviction("simulate_eviction", needs=("running",), description="simulate eviction of"),
-    "delete": Action("delete", goal=ABSENT),
-}
-
-# Options that only mean something with one action.
-ACTION_OPTIONS = {"skip_shutdown": "power_off", "hibernate": "deallocate", "temp_disk": "reimage",
-                  "exact_version": "reimage", "force_deletion": "delete"}
 
 
 def argument_spec():
     spec = selection_argument_spec(instances_required=True)
     spec.update(WAIT_ARGUMENT_SPEC)
+    spec.update(ACTION_OPTIONS_ARGUMENT_SPEC)
     spec.update(
         action=dict(type="str", required=True, choices=sorted(ACTIONS)),
-        skip_shutdown=dict(type="bool", default=False),
-        hibernate=dict(type="bool", default=False),
-        temp_disk=dict(type="bool"),
-        exact_version=dict(type="str"),
-        force_deletion=dict(type="bool", default=False),
         attempt_protected=dict(type="bool", default=False),
     )
     return spec
 
-
-def check_action_options(params):
-    defaults = {name: spec.get("default") for name, spec in argument_spec().items()}
-    for option, action in ACTION_OPTIONS.items():
-        value = params.get(option)
-        if value is not None and value != defaults[option] and params["action"] != action:
-            raise InvalidInputError("%s applies only to action=%s, not action=%s" % (option, action, params["action"]))
-
-
-# -- read ----------------------------------------------------------------------------------------
-
-def read_unless_gone(name, call):
-    """The VM read by ``call()`` as a REST dict, or None when the VM no longer exists."""
-    try:
-        with azure_errors("Failed to read VM %s" % name):
-            return as_rest_dict(call())
-    except AzureFlexError as exc:
-        if is_not_found(exc):
-            return None
-        raise
-
-
-# -- decide --------------------------------------------------------------------------------------
-
-def plan(action, members, named):
-    """Per member: the result entry so far, and whether to act."""
-    entries = []
-    for member in members:
-        entry = {"name": member["name"], "id": member["id"], "action": action.name, "before": member["power_state"],
-                 "after": member["power_state"], "fault_domain": member["fault_domain"], "zones": member["zones"],
-                 "changed": False, "status": "skipped"}
-        if member["power_state"] == ABSENT and action.goal != ABSENT:
-            entry["reason"] = "no longer exists"
-        else:
-            reason = action.skip_reason(member, named)
-            if reason:
-                entry["reason"] = reason
-            else:
-                entry.update(changed=True, status="act", after=action.predicted(member))
-        entries.append((entry, member))
-    return entries
-
-
-def respect_protection(module, action, planned, named):
-    """Skip, or refuse when named, the members an ARM lock protects from ``action``."""
-    todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
-    if not todo:
-        return
-    protections = LockReader(module.clients, module.subscription_id).protection_by_member(
-        [member for _entry, member in todo])
-    refused = []
-    for entry, member in todo:
-        protection = protections.get(member["id"].lower())
-        blocking = blocking_locks(protection, deleting=action.goal == ABSENT) if protection else []
-        if not blocking:
-            continue
-        if named:
-            refused.append("%s (%s)" % (member["name"], describe_locks(blocking)))
-        else:
-            entry.update(status="skipped", changed=False, after=entry["before"], protection=protection,
-                         reason="protected by lock %s" % describe_locks(blocking))
-    if refused:
-        raise AzureFlexError(
-            "Refusing to %s members protected by ARM locks: %s. Remove the protection (azure_flex.vmss."
-            "flex_instance_lock with state=absent) or set attempt_protected=true to let Azure decide; nothing was "
-            "done." % (action.description, "; ".join(refused)), code=CODE_PROTECTED)
-
-
-# -- act -----------------------------------------------------------------------------------------
-
-def act_one_by_one(module, action, todo, params):
-    compute = module.clients.compute()
-
-    def act(pair):
-        entry, member = pair
-        description = "%s VM %s" % (action.description, member["name"])
-        if isinstance(action, SimulateEviction):
-            with azure_errors("Failed to %s" % description):
-                compute.virtual_machines.simulate_eviction(member["resource_group"], member["name"])
-            # Azure accepts the request (204) and evicts the VM later: nothing to wait for yet.
-            return False
-        finished, _result = module.run_operation(lambda: action.begin(compute, member, params), description)
-        return finished
-
-    return module.fan_out(act, todo)
-
-
-def act_delete(module, scale_set, todo, params):
-    """One batch delete through the scale set (Flexible: the instance ids are the VM names)."""
-    compute = module.clients.compute()
-    names = [member["name"] for _entry, member in todo]
-    kwargs = {"force_deletion": True} if params["force_deletion"] else {}
-
-    def begin():
-        return compute.virtual_machine_scale_sets.begin_delete_instances(
-            scale_set["resource_group"], scale_set["name"], {"instanceIds": names}, **kwargs)
-
-    try:
-        finished, _result = module.run_operation(begin, "delete %d member(s) of scale set %s"
-                                                 % (len(names), scale_set["name"]))
-        return [(pair, finished, None) for pair in todo]
-    except AzureFlexError as exc:
-        return [(pair, False, exc) for pair in todo]
-
-
-def refresh_after(module, acted):
-    """Read the power state of acted-on members after the wait, so RV(after) is observed, not assumed."""
-    compute = module.clients.compute()
-
-    def read(pair):
-        entry, member = pair
-        view = read_unless_gone(entry["name"], lambda: compute.virtual_machines.instance_view(
-            member["resource_group"], member["name"]))
-        return ABSENT if view is None else member_from_vm({"id": entry["id"], "name": entry["name"]}, view)["power_state"]
-
-    for outcome in module.fan_out(read, acted):
-        outcome.item[0]["after"] = outcome.result if outcome.ok else None
-
-
-# -- the task ------------------------------------------------------------------------------------
 
 def run(module):
     params = module.params
@@ -541,11 +296,11 @@ def run(module):
     selector = module.selector()
     # Every target's state is read again before deciding: Resource Graph can lag by a minute.
     if action.goal == ABSENT and named:
-        selection = _select_for_delete(module, selector, criteria.scope_only())
+        selection = select_for_delete(module, selector, criteria.scope_only())
         selection.members = selector.refresh(selection.members, criteria)
     else:
         selection = selector.select_current(criteria)
-    planned = plan(action, selection.members, named)
+    planned = plan_members(action, selection.members, named)
     if not params["attempt_protected"]:
         respect_protection(module, action, planned, named)
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
@@ -569,46 +324,10 @@ def run(module):
             else:
                 entry.update(status="started", after=None)
         if waited:
-            refresh_after(module, waited)
+            refresh_after(module, action, waited)
 
     entries = [entry for entry, _member in planned]
     return module.report_members(selection.scale_set, entries, "instances", action.description)
-
-
-def _select_for_delete(module, selector, listing):
-    """For delete, a named VM that no longer exists is already in the desired state.
-
-    Every member is listed; a name missing from the listing is read directly (Resource Graph may not
-    show a VM created seconds ago): gone means absent, a VM outside the scale set is refused.
-    """
-    everyone = SelectionCriteria(resource_group=listing.resource_group, scale_set=listing.scale_set,
-                                 scale_set_id=listing.scale_set_id, member_source=listing.member_source)
-    selection = selector.select(everyone)
-    scale_set = selection.scale_set
-    present = {member["name"].lower(): member for member in selection.members}
-    compute = module.clients.compute()
-    members, outsiders = [], []
-    for name in listing.instances:
-        member = present.get(name.lower())
-        if member is None:
-            raw = read_unless_gone(name, lambda: compute.virtual_machines.get(
-                scale_set["resource_group"], name, expand="instanceView"))
-            if raw is None:
-                member = {"name": name, "resource_group": scale_set["resource_group"], "power_state": ABSENT,
-                          "id": "%s/virtualMachines/%s" % (scale_set["id"].split("/providers/")[0]
-                                                           + "/providers/Microsoft.Compute", name),
-                          "fault_domain": None, "zones": [], "tags": {}}
-            else:
-                owner = ((raw.get("properties") or {}).get("virtualMachineScaleSet") or {}).get("id") or ""
-                if owner.lower() != scale_set["id"].lower():
-                    outsiders.append("%s (%s)" % (name, "member of %s" % owner if owner else "not in any scale set"))
-                member = member_from_vm(raw)
-        members.append(member)
-    if outsiders:
-        raise AzureFlexError("Requested instances are unusable; not members of scale set %s: %s"
-                             % (scale_set["name"], ", ".join(outsiders)), code=CODE_NOT_A_MEMBER)
-    selection.members = members
-    return selection
 
 
 def main():

@@ -170,6 +170,12 @@ def _load_scale_set(state, sub, group, location, spec):
         body["zones"] = [str(z) for z in spec["zones"]]
     if spec.get("upgrade_policy"):
         body["properties"]["upgradePolicy"] = copy.deepcopy(spec["upgrade_policy"])
+    if spec.get("automatic_repairs"):
+        # Stored and returned as Azure does; the emulator does not repair anything.
+        repairs = spec["automatic_repairs"]
+        body["properties"]["automaticRepairsPolicy"] = {
+            "enabled": bool(repairs.get("enabled", True)), "gracePeriod": repairs.get("grace_period", "PT10M"),
+            "repairAction": repairs.get("repair_action", "Replace")}
     if mode == "Flexible":
         body["properties"]["platformFaultDomainCount"] = spec.get("platform_fault_domain_count",
                                                                   1 if spec.get("zones") else 3)

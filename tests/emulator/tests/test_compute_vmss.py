@@ -173,6 +173,20 @@ def test_update_tags_and_policy(compute):
     assert vmss.provisioning_state == "Succeeded"
 
 
+def test_automatic_repairs_policy_is_stored_and_returned(emu, compute):
+    """The emulator keeps the policy (nothing repairs); a scenario can set it with automatic_repairs."""
+    policy = {"enabled": True, "gracePeriod": "PT30M", "repairAction": "Reimage"}
+    compute.virtual_machine_scale_sets.begin_update(RG, FLEX, {"properties": {"automaticRepairsPolicy": policy}}).result()
+    stored = compute.virtual_machine_scale_sets.get(RG, FLEX).automatic_repairs_policy
+    assert (stored.enabled, stored.grace_period, stored.repair_action) == (True, "PT30M", "Reimage")
+
+    emu.reset({"resource_groups": [{"name": RG, "location": "eastus", "virtual_networks": [
+        {"name": "vnet", "address_prefix": "10.0.0.0/16", "subnets": [{"name": "default", "address_prefix": "10.0.0.0/24"}]}],
+        "scale_sets": [{"name": FLEX, "instances": 1, "automatic_repairs": {"enabled": True}}]}]})
+    stored = compute.virtual_machine_scale_sets.get(RG, FLEX).automatic_repairs_policy
+    assert (stored.enabled, stored.grace_period, stored.repair_action) == (True, "PT10M", "Replace")
+
+
 # -- scaling -----------------------------------------------------------------------------------
 
 

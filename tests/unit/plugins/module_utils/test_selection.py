@@ -436,6 +436,7 @@ def test_scale_set_summary():
         "id": SET_ID, "name": "web", "resource_group": "rg1", "location": "westeurope",
         "orchestration_mode": "Flexible", "platform_fault_domain_count": 1, "zones": [],
         "provisioning_state": "Succeeded", "upgrade_mode": "Manual", "sku": {"name": "Standard_B2s", "capacity": 3},
+        "automatic_repairs": None,
     }
 
 

@@ -3,14 +3,15 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The pure decisions of flex_instance_action: what to skip, what to act on, what to predict."""
+"""The actions shared by flex_instance_action and flex_rolling_batch: what to skip, act on, predict, read after."""
 
 from __future__ import annotations
 
 import pytest
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
-from ansible_collections.azure_flex.vmss.plugins.modules import flex_instance_action as module
+from ansible_collections.azure_flex.vmss.plugins.module_utils import _actions as module
+from ansible_collections.azure_flex.vmss.plugins.modules import flex_instance_action
 
 
 def member(name, power_state="running", **extra):
@@ -23,7 +24,7 @@ def member(name, power_state="running", **extra):
 
 def decisions(action, members, named):
     return [(entry["name"], entry["status"], entry.get("reason"), entry["after"])
-            for entry, _member in module.plan(module.ACTIONS[action], members, named)]
+            for entry, _member in module.plan_members(module.ACTIONS[action], members, named)]
 
 
 @pytest.mark.parametrize("action, power_state, expected_reason", [
@@ -103,7 +104,7 @@ def test_options_of_the_action_itself_are_accepted():
 
 
 def test_every_documented_action_has_an_implementation():
-    assert sorted(module.ACTIONS) == sorted(module.argument_spec()["action"]["choices"])
+    assert sorted(module.ACTIONS) == sorted(flex_instance_action.argument_spec()["action"]["choices"])
 
 
 class RecordingCompute:
@@ -178,7 +179,7 @@ def _lock(vm, name, level):
 ])
 def test_implicitly_selected_members_protected_from_the_action_are_skipped(action, level, skipped):
     fake = _FakeModule([_lock("web_1", "keep", level)])
-    planned = module.plan(module.ACTIONS[action], [member("web_1"), member("web_2")], named=False)
+    planned = module.plan_members(module.ACTIONS[action], [member("web_1"), member("web_2")], named=False)
     module.respect_protection(fake, module.ACTIONS[action], planned, named=False)
     statuses = {entry["name"]: (entry["status"], entry.get("reason")) for entry, _member in planned}
     expected = ("skipped", "protected by lock 'keep' (%s, on the VM)" % level) if skipped else ("act", None)
@@ -187,7 +188,7 @@ def test_implicitly_selected_members_protected_from_the_action_are_skipped(actio
 
 def test_a_named_protected_member_fails_the_task_before_anything_is_done():
     fake = _FakeModule([_lock("web_1", "keep", "ReadOnly")])
-    planned = module.plan(module.ACTIONS["restart"], [member("web_1"), member("web_2")], named=True)
+    planned = module.plan_members(module.ACTIONS["restart"], [member("web_1"), member("web_2")], named=True)
     with pytest.raises(module.AzureFlexError) as raised:
         module.respect_protection(fake, module.ACTIONS["restart"], planned, named=True)
     assert raised.value.code == "AzureFlexProtectedByLock"
@@ -196,6 +197,54 @@ def test_a_named_protected_member_fails_the_task_before_anything_is_done():
 
 def test_no_lock_is_read_when_nothing_is_to_be_done():
     fake = _FakeModule([])
-    planned = module.plan(module.ACTIONS["start"], [member("web_1")], named=False)
+    planned = module.plan_members(module.ACTIONS["start"], [member("web_1")], named=False)
     module.respect_protection(fake, module.ACTIONS["start"], planned, named=False)
     assert fake.operations.calls == 0
+
+
+class _NotFound(module.AzureFlexError):
+    def __init__(self):
+        super().__init__("VM not found", code="ResourceNotFound", status=404)
+
+
+class _FlakyReads:
+    """A module whose instance-view reads answer 404 ``misses`` times, then the running VM."""
+
+    def __init__(self, misses):
+        self.misses = misses
+        self.reads = 0
+        self.warnings = []
+        outer = self
+
+        class VirtualMachines:
+            def instance_view(self, resource_group, name):
+                outer.reads += 1
+                if outer.reads <= outer.misses:
+                    raise _NotFound()
+                return {"statuses": [{"code": "ProvisioningState/succeeded"}, {"code": "PowerState/running"}]}
+
+        compute = type("Compute", (), {"virtual_machines": VirtualMachines()})()
+        self.clients = type("Clients", (), {"compute": lambda _self: compute})()
+        self.deadline = type("Deadline", (), {"allows_wait": lambda _self, seconds: True})()
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+
+def test_one_404_right_after_a_restart_is_read_again_not_reported_absent():
+    fake = _FlakyReads(misses=1)
+    state = module.power_state_after(fake, module.ACTIONS["restart"], member("web_1"), sleep=lambda seconds: None)
+    assert (state, fake.reads, fake.warnings) == ("running", 2, [])
+
+
+def test_a_vm_that_keeps_answering_404_after_a_restart_is_unknown_with_a_warning():
+    fake = _FlakyReads(misses=99)
+    state = module.power_state_after(fake, module.ACTIONS["restart"], member("web_1"), sleep=lambda seconds: None)
+    assert (state, fake.reads) == ("unknown", module.AFTER_READ_ATTEMPTS)
+    assert fake.warnings and "web_1 answered 404" in fake.warnings[0]
+
+
+def test_a_404_after_a_delete_means_absent_at_once():
+    fake = _FlakyReads(misses=99)
+    state = module.power_state_after(fake, module.ACTIONS["delete"], member("web_1"), sleep=lambda seconds: None)
+    assert (state, fake.reads, fake.warnings) == ("absent", 1, [])
