@@ -29,7 +29,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
     CODE_PROTECTED,
-    LockReader,
+    ProtectionReader,
     blocking_locks,
     describe_locks,
 )
@@ -221,13 +221,13 @@ def plan_members(action, members, named):
     return entries
 
 
-def respect_protection(module, action, planned, named):
-    """Skip, or refuse when named, the members an ARM lock protects from ``action``."""
+def respect_protection(module, action, planned, named, scale_set):
+    """Skip, or refuse when named, the members an ARM lock or native instance protection protects from ``action``."""
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
     if not todo:
         return
-    protections = LockReader(module.clients, module.subscription_id).protection_by_member(
-        [member for _entry, member in todo])
+    protections = ProtectionReader(module.clients, module.subscription_id, scale_set,
+                                   module.fan_out).protection_by_member([member for _entry, member in todo])
     refused = []
     for entry, member in todo:
         protection = protections.get(member["id"].lower())
@@ -241,8 +241,8 @@ def respect_protection(module, action, planned, named):
                          reason="protected by lock %s" % describe_locks(blocking))
     if refused:
         raise AzureFlexError(
-            "Refusing to %s members protected by ARM locks: %s. Remove the protection (azure_flex.vmss."
-            "flex_instance_lock with state=absent) or set attempt_protected=true to let Azure decide; nothing was "
+            "Refusing to %s members protected by ARM locks or instance protection: %s. Remove the protection "
+            "(azure_flex.vmss.flex_instance_lock with state=absent) or set attempt_protected=true to let Azure decide; nothing was "
             "done." % (action.description, "; ".join(refused)), code=CODE_PROTECTED)
 
 

@@ -53,11 +53,12 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._fanout import run_bounded
 from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
-    LockReader,
+    ProtectionReader,
     blocking_locks,
     describe_locks,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import start_operation, wait_for_poller
+from ansible_collections.azure_flex.vmss.plugins.module_utils._tags import merge_tags
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     ABSENT,
     ScaleSetRef,
@@ -556,20 +557,14 @@ def latest_run(results, token):
 def mark_done(module, members, marker):
     """Write the done tag (``DONE_TAG=marker``) on each member; ``{name: None or member_error}``.
 
-    The one place the engine writes its marks. Each member keeps its other tags (the current ones, from the
-    member dict). The write is a VM PATCH carrying only ``tags``, as flex_instance_tags makes it; it returns
-    once Azure accepted each write (the tag is then part of the VM), without waiting for the provisioning
-    state to settle from it: ``settle_own_marks`` makes a later read wait for that instead.
+    The one place the engine writes its marks, through ``_tags.merge_tags`` (the one place every tag write
+    goes through): one Tags API Merge of the done tag at the member's scope, so every other tag, whoever set
+    it meanwhile, is kept. The member dict takes the tags Azure reports afterwards. Where a provider answers
+    the Merge asynchronously and a later read still shows the write settling, ``settle_own_marks`` makes that
+    read wait.
     """
-    compute = module.clients.compute()
-
     def write(member):
-        tags = {name: value for name, value in (member.get("tags") or {}).items() if str(name).lower() != DONE_TAG}
-        tags[DONE_TAG] = marker
-        start_operation(lambda: compute.virtual_machines.begin_update(member["resource_group"], member["name"],
-                                                                      {"tags": tags}),
-                        "mark VM %s done (tag %s)" % (member["name"], DONE_TAG))
-        member["tags"] = tags
+        member["tags"] = merge_tags(module.clients, member["id"], {DONE_TAG: marker}, module.deadline)
 
     outcomes = run_bounded(write, members, max(1, min(len(members), MAX_ACTION_THREADS)), module.deadline)
     return {outcome.item["name"]: (None if outcome.ok else member_error(outcome.error)) for outcome in outcomes}
@@ -695,7 +690,7 @@ def run_batch(module, settings, run, batch, mark=True, reuse_read_seconds=0):
         report = _empty_report(batch, precheck=check, seconds=round(time.monotonic() - started, 1), stop_reason=reason)
         return report, _stopped(_advance(run, snapshot=members), reason, report)
 
-    todo, skipped, refused = _current_batch(module, settings, members, batch)
+    todo, skipped, refused = _current_batch(module, settings, members, batch, run["scale_set"])
     if refused:
         reason = ("in batch %d, members were locked since the plan and protected is fail: %s"
                   % (batch["number"], _describe(refused)))
@@ -754,7 +749,7 @@ def _replace(members, observed):
     return [by_name.get(_key(member["name"]), member) for member in members]
 
 
-def _current_batch(module, settings, members, batch):
+def _current_batch(module, settings, members, batch, scale_set):
     """The batch's members to act on now, those skipped since the plan (with why), those refused (protected=fail)."""
     by_name = {_key(member["name"]): member for member in members}
     todo, skipped = [], []
@@ -769,7 +764,8 @@ def _current_batch(module, settings, members, batch):
             todo.append(member)
     refused = []
     if todo and settings.protected != "attempt":
-        protections = LockReader(module.clients, module.subscription_id).protection_by_member(todo)
+        protections = ProtectionReader(module.clients, module.subscription_id, scale_set,
+                                       module.fan_out).protection_by_member(todo)
         unlocked = []
         for member in todo:
             locks = blocking_locks(protections[member["id"].lower()], deleting=False) \

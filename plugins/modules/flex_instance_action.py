@@ -302,7 +302,7 @@ def run(module):
         selection = selector.select_current(criteria)
     planned = plan_members(action, selection.members, named)
     if not params["attempt_protected"]:
-        respect_protection(module, action, planned, named)
+        respect_protection(module, action, planned, named, selection.scale_set)
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
 
     if module.check_mode:

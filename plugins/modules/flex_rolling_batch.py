@@ -243,8 +243,8 @@ seealso:
   - module: azure_flex.vmss.flex_instance_action
   - module: azure_flex.vmss.flex_list_instances
 notes:
-  - The mark is written with a VM C(PATCH) carrying only C(tags); it needs C(Microsoft.Compute/virtualMachines/write).
-    A member's other tags are kept.
+  - The mark is written with one Tags API C(Merge) at the member's scope; it needs
+    C(Microsoft.Resources/tags/write) (Tag Contributor). A member's other tags are kept, whoever writes them meanwhile.
   - When the scale set has automatic instance repairs enabled, the plan says so, because Azure may repair
     (replace, restart or reimage) a member while it is down for the batch.
 """
@@ -416,7 +416,7 @@ import json
 import time
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
-from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import LockReader
+from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import ProtectionReader
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import MemberFailures, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
 from ansible_collections.azure_flex.vmss.plugins.module_utils._rolling import (
@@ -514,7 +514,8 @@ def plan(module, settings, ref):
     scale_set = selector.get_scale_set(ref)
     members = selector.list_members(scale_set, member_source="compute")
     if settings.protected != "attempt":
-        protections = LockReader(module.clients, module.subscription_id).protection_by_member(members)
+        protections = ProtectionReader(module.clients, module.subscription_id, scale_set,
+                                       module.fan_out).protection_by_member(members)
         for member in members:
             member["protection"] = protections.get(member["id"].lower())
     now = time.time()
