@@ -156,13 +156,37 @@ class _FakeLocks:
         return list(self.locks_in_group)
 
 
+class _FakeScaleSetVms:
+    """The VMSS-VM API of a Flexible set: each member's protectionPolicy (``native``: {name: policy})."""
+
+    def __init__(self, native):
+        self.native = native
+        self.calls = 0
+
+    def get(self, resource_group, scale_set, name):
+        self.calls += 1
+        return {"name": name, "properties": {"protectionPolicy": self.native.get(name, {})}}
+
+
 class _FakeModule:
     subscription_id = "s"
 
-    def __init__(self, locks_in_group):
+    def __init__(self, locks_in_group, native=None):
         self.operations = _FakeLocks(locks_in_group)
-        operations = self.operations
-        self.clients = type("Clients", (), {"locks": lambda _self: type("C", (), {"management_locks": operations})()})()
+        self.scale_set_vms = _FakeScaleSetVms(native or {})
+        operations, vms = self.operations, self.scale_set_vms
+        self.clients = type("Clients", (), {
+            "locks": lambda _self: type("C", (), {"management_locks": operations})(),
+            "compute": lambda _self: type("C", (), {"virtual_machine_scale_set_vms": vms})()})()
+
+    @staticmethod
+    def fan_out(func, items):
+        return [type("Outcome", (), {"item": item, "result": func(item), "ok": True, "error": None})()
+                for item in items]
+
+
+SCALE_SET = {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/web",
+             "name": "web", "resource_group": "rg"}
 
 
 def _lock(vm, name, level):
@@ -180,7 +204,7 @@ def _lock(vm, name, level):
 def test_implicitly_selected_members_protected_from_the_action_are_skipped(action, level, skipped):
     fake = _FakeModule([_lock("web_1", "keep", level)])
     planned = module.plan_members(module.ACTIONS[action], [member("web_1"), member("web_2")], named=False)
-    module.respect_protection(fake, module.ACTIONS[action], planned, named=False)
+    module.respect_protection(fake, module.ACTIONS[action], planned, named=False, scale_set=SCALE_SET)
     statuses = {entry["name"]: (entry["status"], entry.get("reason")) for entry, _member in planned}
     expected = ("skipped", "protected by lock 'keep' (%s, on the VM)" % level) if skipped else ("act", None)
     assert statuses == {"web_1": expected, "web_2": ("act", None)}
@@ -190,7 +214,7 @@ def test_a_named_protected_member_fails_the_task_before_anything_is_done():
     fake = _FakeModule([_lock("web_1", "keep", "ReadOnly")])
     planned = module.plan_members(module.ACTIONS["restart"], [member("web_1"), member("web_2")], named=True)
     with pytest.raises(module.AzureFlexError) as raised:
-        module.respect_protection(fake, module.ACTIONS["restart"], planned, named=True)
+        module.respect_protection(fake, module.ACTIONS["restart"], planned, named=True, scale_set=SCALE_SET)
     assert raised.value.code == "AzureFlexProtectedByLock"
     assert "web_1 ('keep' (ReadOnly, on the VM))" in raised.value.msg
 
@@ -198,8 +222,22 @@ def test_a_named_protected_member_fails_the_task_before_anything_is_done():
 def test_no_lock_is_read_when_nothing_is_to_be_done():
     fake = _FakeModule([])
     planned = module.plan_members(module.ACTIONS["start"], [member("web_1")], named=False)
-    module.respect_protection(fake, module.ACTIONS["start"], planned, named=False)
+    module.respect_protection(fake, module.ACTIONS["start"], planned, named=False, scale_set=SCALE_SET)
     assert fake.operations.calls == 0
+    assert fake.scale_set_vms.calls == 0
+
+
+@pytest.mark.parametrize("policy, action, skipped", [
+    ({"protectFromScaleSetActions": True}, "restart", True),
+    ({"protectFromScaleIn": True}, "restart", False),
+    ({"protectFromScaleIn": True}, "delete", True),
+])
+def test_native_instance_protection_is_honoured_like_a_lock(policy, action, skipped):
+    fake = _FakeModule([], native={"web_1": policy})
+    planned = module.plan_members(module.ACTIONS[action], [member("web_1"), member("web_2")], named=False)
+    module.respect_protection(fake, module.ACTIONS[action], planned, named=False, scale_set=SCALE_SET)
+    statuses = {entry["name"]: entry["status"] for entry, _member in planned}
+    assert statuses == {"web_1": "skipped" if skipped else "act", "web_2": "act"}
 
 
 class _NotFound(module.AzureFlexError):
