@@ -69,6 +69,10 @@ DEFAULT_SETTINGS = {
     "nat_v2_keep_removed_mappings": False,
     # The V2 port-mapping query answers 202 + Location (True) or 200 with the result.
     "port_mapping_query_async": True,
+    # Azure's request limits (throttle.py): ARM's token buckets per subscription and principal and
+    # Compute's per-VM and per-subscription policies, each refusal a 429 with Retry-After. Off, the
+    # headers report full buckets and nothing is refused (the fast suites); on in the scale scenarios.
+    "rate_limits": False,
 }
 
 SUBSCRIPTION_ID_RE = re.compile(r"^[0-9a-fA-F-]{36}$")
