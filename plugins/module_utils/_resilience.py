@@ -15,6 +15,12 @@ knows nothing about how long the task may still run, so it can sleep far past th
 ``RetryRules`` below decides every retry; ``build_retry_policy()`` plugs it into the SDK pipeline of
 every client, so polls of long-running operations get the same treatment.
 
+``RateBudget`` paces the requests of a whole task (every worker and client) by ARM's own account of its
+per-subscription token buckets, the ``x-ms-ratelimit-remaining-subscription-{reads,writes,deletes}``
+headers, so a fan-out over 1,000 members spends the budget at the rate Azure refills it instead of
+finding the limit through a storm of 429s; polls of long-running operations are reads like any other,
+so they come no more often than the read budget allows.
+
 Everything that needs azure-core is built lazily so that importing this file never imports ``azure``.
 """
 
@@ -46,6 +52,13 @@ IDEMPOTENT_METHODS = frozenset(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"])
 # Never let one attempt wait on the socket for less than this, even right before the deadline;
 # a zero timeout would make the transport fail instantly with a confusing error.
 MINIMUM_TRANSPORT_TIMEOUT = 1.0
+
+# ARM's token buckets (per subscription and principal, per region): what a bucket regains per second, as
+# documented (Azure Resource Manager "request limits and throttling", token bucket algorithm, 2024). The
+# headers say how many tokens are left; how fast they come back is not in any header.
+RATE_LIMIT_KINDS = ("reads", "writes", "deletes")
+DOCUMENTED_REFILL_PER_SECOND = {"reads": 25.0, "writes": 10.0, "deletes": 10.0}
+RATE_LIMIT_HEADER = "x-ms-ratelimit-remaining-subscription-%s"
 
 
 class Deadline:
@@ -175,11 +188,97 @@ class RetryRules:
         return delay
 
 
+def request_kind(method):
+    """Which of ARM's buckets a request of ``method`` draws from."""
+    method = str(method).upper()
+    return "reads" if method in ("GET", "HEAD") else "deletes" if method == "DELETE" else "writes"
+
+
+class RateBudget:
+    """What this task may still send before ARM throttles it, shared by every worker and client of the task.
+
+    A token bucket per kind of request, mirrored from the server's own count: each response's
+    ``x-ms-ratelimit-remaining-subscription-<kind>`` header resets the estimate (less the requests still in
+    flight, which the server may not have counted yet), and between responses the estimate refills at the
+    documented rate. ``reserve()`` takes a token before a request is sent and says how long to wait first:
+    when the bucket is empty, waiting requests are spaced one refill interval apart (the token each waits
+    for is reserved, so they queue instead of all waking at once). A kind is not paced until the server has
+    reported on it, so a cloud without these headers (or far from its limits) is never slowed down.
+
+    Pure logic with an injectable clock; thread-safe.
+    """
+
+    def __init__(self, refill_per_second=None, clock=time.monotonic):
+        self._refill = dict(DOCUMENTED_REFILL_PER_SECOND, **(refill_per_second or {}))
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tokens = {}     # kind -> estimated tokens left (negative: reserved by waiting requests)
+        self._stamp = {}      # kind -> when the estimate was last brought up to date
+        self._capacity = {}   # kind -> largest bucket the server has shown, plus one
+        self._in_flight = dict.fromkeys(RATE_LIMIT_KINDS, 0)
+        self._waits = 0
+        self._waited = 0.0
+
+    def reserve(self, method):
+        """Take a token for a request about to be sent; return the seconds to wait before sending it."""
+        kind = request_kind(method)
+        with self._lock:
+            self._in_flight[kind] += 1
+            if kind not in self._tokens:
+                return 0.0
+            now = self._clock()
+            tokens = self._level(kind, now)
+            self._tokens[kind] = tokens - 1.0
+            if tokens >= 1.0:
+                return 0.0
+            wait = (1.0 - tokens) / self._refill[kind]
+            self._waits += 1
+            self._waited += wait
+            return wait
+
+    def observe(self, method, headers):
+        """Account for the response to a request sent after ``reserve(method)``."""
+        kind = request_kind(method)
+        remaining = _to_float(_header(headers, RATE_LIMIT_HEADER % kind))
+        with self._lock:
+            self._in_flight[kind] = max(0, self._in_flight[kind] - 1)
+            if remaining is None or remaining < 0:
+                return
+            now = self._clock()
+            self._capacity[kind] = max(self._capacity.get(kind, 0.0), remaining + 1.0)
+            self._tokens[kind] = remaining - self._in_flight[kind]
+            self._stamp[kind] = now
+
+    def abandon(self, method):
+        """The request reserved for was never answered (a transport error): it no longer counts as in flight."""
+        kind = request_kind(method)
+        with self._lock:
+            self._in_flight[kind] = max(0, self._in_flight[kind] - 1)
+
+    def summary(self):
+        """How much pacing the task needed: requests that waited and the seconds they waited in total."""
+        with self._lock:
+            return {"paced_requests": self._waits, "paced_seconds": round(self._waited, 3)}
+
+    def _level(self, kind, now):
+        tokens = self._tokens[kind] + max(0.0, now - self._stamp[kind]) * self._refill[kind]
+        self._stamp[kind] = now
+        return min(self._capacity[kind], tokens)
+
+
+def _header(headers, name):
+    for key, value in (headers or {}).items():
+        if str(key).lower() == name:
+            return value
+    return None
+
+
 _POLICY_CLASS_CACHE = {}
 
 
-def build_retry_policy(rules):
-    """Return an azure-core pipeline policy that applies ``rules`` to every request of a client.
+def build_retry_policy(rules, budget=None):
+    """Return an azure-core pipeline policy that applies ``rules`` (and paces by ``budget``, a ``RateBudget``
+    shared by all clients of a task) to every request of a client.
 
     Pass it as ``retry_policy=`` to a management client: it replaces the SDK's retry policy.
     """
@@ -187,7 +286,7 @@ def build_retry_policy(rules):
     if policy_class is None:
         policy_class = _define_retry_policy_class()
         _POLICY_CLASS_CACHE["class"] = policy_class
-    return policy_class(rules)
+    return policy_class(rules, budget)
 
 
 def _define_retry_policy_class():
@@ -199,24 +298,28 @@ def _define_retry_policy_class():
     class DeadlineBoundRetryPolicy(HTTPPolicy):
         """azure-core policy: resend on throttling/transient failures as ``RetryRules`` decides."""
 
-        def __init__(self, rules):
+        def __init__(self, rules, budget=None):
             super().__init__()
             self.rules = rules
+            self.budget = budget
 
         def send(self, request):
             method = request.http_request.method
             attempts_made = 0
             while True:
                 attempts_made += 1
+                self._pace(request, method)
                 self._bound_transport_timeouts(request)
                 try:
                     response = self.next.send(request)
                 except ServiceRequestError:
+                    self._abandon(method)
                     delay = self.rules.delay_after_transport_error(attempts_made, method, request_was_sent=False)
                     if delay is None:
                         raise
                     status = None
                 except ServiceResponseError:
+                    self._abandon(method)
                     delay = self.rules.delay_after_transport_error(attempts_made, method, request_was_sent=True)
                     if delay is None:
                         raise
@@ -224,11 +327,29 @@ def _define_retry_policy_class():
                 else:
                     http_response = response.http_response
                     status = http_response.status_code
+                    if self.budget is not None:
+                        self.budget.observe(method, http_response.headers)
                     delay = self.rules.delay_after_response(attempts_made, method, status, http_response.headers)
                     if delay is None:
                         return response
                 self.rules.record_retry(status)
                 request.context.transport.sleep(delay)
+
+        def _pace(self, request, method):
+            # Wait for this request's token of the shared budget; never past the deadline (a request sent
+            # then fails or is refused, and the rules decide about it as about any other).
+            if self.budget is None:
+                return
+            wait = self.budget.reserve(method)
+            deadline = self.rules.deadline
+            if deadline is not None:
+                wait = min(wait, deadline.remaining())
+            if wait > 0:
+                request.context.transport.sleep(wait)
+
+        def _abandon(self, method):
+            if self.budget is not None:
+                self.budget.abandon(method)
 
         def _bound_transport_timeouts(self, request):
             # A single slow socket must not outlive the task: cap the transport's connect/read
