@@ -1422,11 +1422,14 @@ def list_vmss_vms(ctx):
         if expand:
             raise _flex_refusal(vmss, "VirtualMachineScaleSets.virtualMachines.GET")
 
+        with_provisioning_state = state.settings["flex_vmss_vm_list_provisioning_state"]
+
         def render_member(vm):
+            properties = {"virtualMachineResourceId": vm.id}
+            if with_provisioning_state:
+                properties["provisioningState"] = vm.props.get("provisioningState")
             return {"id": "%s/virtualMachines/%s" % (vmss.id, vm.name), "name": vm.name, "instanceId": vm.name,
-                    "type": UNIFORM_VM_TYPE, "location": vm.body["location"],
-                    "properties": {"virtualMachineResourceId": vm.id,
-                                   "provisioningState": vm.props.get("provisioningState")}}
+                    "type": UNIFORM_VM_TYPE, "location": vm.body["location"], "properties": properties}
 
         return page(ctx, members(state, vmss), render_member)
     instances = sorted(state.children(vmss.id, UNIFORM_VM_TYPE), key=lambda i: int(i.body["instanceId"]))
