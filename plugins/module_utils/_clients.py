@@ -30,6 +30,7 @@ import threading
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import MissingDependencyError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import (
+    OperationTimer,
     RateBudget,
     RetryRules,
     build_retry_policy,
@@ -97,6 +98,8 @@ class AzureClients:
         self.retry_rules = retry_rules or RetryRules(deadline=deadline)
         # One budget for every client of the task: ARM counts the requests of all of them together.
         self.rate_budget = rate_budget or RateBudget()
+        # When to poll the task's long-running operations, learnt from those that finished.
+        self.operation_timer = OperationTimer()
         self._import_client_class = client_importer
         self._clients = {}
         self._session = None
@@ -130,7 +133,7 @@ class AzureClients:
             "base_url": self.cloud.resource_manager,
             # Without this the SDK asks for a management.azure.com token whatever base_url says.
             "credential_scopes": [self.cloud.token_scope],
-            "retry_policy": build_retry_policy(self.retry_rules, self.rate_budget),
+            "retry_policy": build_retry_policy(self.retry_rules, self.rate_budget, self.operation_timer),
             # The SDK's default is 30 s between polls when the service sends no Retry-After.
             "polling_interval": self.polling_interval,
             "user_agent": USER_AGENT,

@@ -17,7 +17,9 @@ from azure.core.rest import HttpRequest
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, OperationTimeoutError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import (
     Deadline,
+    OperationTimer,
     RateBudget,
+    operation_kind,
     RetryRules,
     request_kind,
     build_retry_policy,
@@ -332,6 +334,68 @@ def test_pipeline_paces_no_longer_than_the_deadline():
     client.send_request(HttpRequest("GET", BASE_URL + "/subscriptions/s"))
 
     assert len(sleeps) == 1 and 6 < sleeps[0] <= 7
+
+
+# -- when to poll an operation ------------------------------------------------------------------
+
+STATUS = "https://arm.test.invalid/subscriptions/s/providers/Microsoft.Compute/locations/l/operations/%d?p=x"
+
+
+def test_operations_are_grouped_by_what_they_do():
+    vm = "https://arm.test.invalid/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
+    assert operation_kind("POST", vm + "/restart?api-version=2024-07-01") == "restart"
+    assert operation_kind("DELETE", vm) == "DELETE virtualmachines"
+
+
+def test_timer_puts_off_first_polls_once_operations_of_the_kind_have_finished():
+    clock = FakeClock()
+    timer = OperationTimer(clock=clock)
+    for index in range(3):
+        timer.started(STATUS % index, "restart")
+    # Nothing finished yet: poll when the SDK wants to.
+    assert timer.delay_before_poll(STATUS % 0) == 0.0
+    clock.advance(1)
+    for index in range(3):
+        timer.polled(STATUS % index, {"status": "InProgress"})
+    clock.advance(3)
+    for index in range(3):
+        timer.polled(STATUS % index, {"status": "Succeeded"})
+    # Restarts take about 4 s here: a new one is first checked 4 s after it started ...
+    timer.started(STATUS % 9, "restart")
+    assert timer.delay_before_poll(STATUS % 9) == pytest.approx(4.0)
+    clock.advance(1)
+    assert timer.delay_before_poll(STATUS % 9) == pytest.approx(3.0)
+    # ... another kind, a finished operation or an unknown URL is never held back.
+    timer.started(STATUS % 10, "deallocate")
+    assert timer.delay_before_poll(STATUS % 10) == 0.0
+    assert timer.delay_before_poll(STATUS % 0) == 0.0
+    assert timer.delay_before_poll("https://arm.test.invalid/subscriptions/s/resourceGroups/rg") == 0.0
+    assert timer.last_status(STATUS % 0) == {"status": "Succeeded"}
+
+
+def test_pipeline_learns_operation_times_from_the_status_urls():
+    clock = FakeClock()
+    timer = OperationTimer(clock=clock)
+    accepted = {"Azure-AsyncOperation": STATUS % 1, "Retry-After": "1"}
+    script = []
+    for _ in range(3):
+        script += [reply(202, None, accepted), reply(200, {"status": "Succeeded"})]
+    script += [reply(202, None, accepted), reply(200, {"status": "InProgress"})]
+    transport, _adapter = scripted_transport(script)
+    sleeps = []
+    transport.sleep = lambda seconds: (sleeps.append(seconds), clock.advance(seconds))
+    client = PipelineClient(BASE_URL, transport=transport, policies=[build_retry_policy(RetryRules(), None, timer)])
+    action = BASE_URL + "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm/restart"
+    for _ in range(3):
+        client.send_request(HttpRequest("POST", action))
+        clock.advance(5)
+        client.send_request(HttpRequest("GET", STATUS % 1))
+    assert sleeps == []
+    client.send_request(HttpRequest("POST", action))
+    clock.advance(1)
+    client.send_request(HttpRequest("GET", STATUS % 1))
+    # Restarts took 5 s: the first poll of the fourth one waits the other 4 s.
+    assert sleeps == [pytest.approx(4.0)]
 
 
 # -- long-running operation waits -------------------------------------------------------------
