@@ -39,6 +39,7 @@ BENCH_DIR = os.path.join(CHECKOUT, ".bench")
 OURS_VENV = os.path.join(CHECKOUT, ".venv")
 PEER_VENV = os.path.join(BENCH_DIR, "venv-peer")
 CLI_VENV = os.path.join(BENCH_DIR, "venv-cli")
+PLOT_PYTHON = os.path.join(BENCH_DIR, "venv-plot", "bin", "python")
 PLAYBOOKS = os.path.join(HERE, "playbooks")
 ROWS = ("restart12", "restart100", "list2000", "rolling100", "tiny", "imports", "scale1000")
 
@@ -198,7 +199,7 @@ class Bench:
                 figures["ok"] = harness.restarted_members(figures["entries"], names) == set(names)
                 return figures
             self.repeat(label + "/peer-loop", reps if members <= 12 else slow, lambda: peer("peer_restart_loop.yml"))
-            self.repeat(label + "/peer-async", reps, lambda: peer("peer_restart_async.yml"))
+            self.repeat(label + "/peer-async", reps if members <= 12 else slow, lambda: peer("peer_restart_async.yml"))
         if not self.args.skip_cli:
             env = self.cli_env()
             self.cli_login(env)
@@ -250,8 +251,9 @@ class Bench:
             return figures
 
         self.repeat("rolling100/ours", self.args.reps, lambda: run("ours", self.ours_env()))
+        # A fresh home each run: the cache starts empty, as in a new AWX job.
         self.repeat("rolling100/ours-token-cache", self.args.reps, lambda: run(
-            "cache", self.ours_env(AZURE_FLEX_TOKEN_CACHE="persistent")))
+            "cache", self.ours_env(AZURE_FLEX_TOKEN_CACHE="persistent", HOME=tempfile.mkdtemp(dir=self.work))))
         if best:
             events_path = os.path.join(BENCH_DIR, "rolling-events.json")
             with open(events_path, "w", encoding="utf-8") as handle:
@@ -339,6 +341,13 @@ class Bench:
         with open(results_path, "w", encoding="utf-8") as handle:
             json.dump(previous, handle, indent=1)
         print("results: %s" % results_path)
+        events = previous.get("rolling100/events")
+        if events and os.path.exists(events) and os.path.exists(PLOT_PYTHON):
+            subprocess.run([PLOT_PYTHON, os.path.join(HERE, "timeline.py"), events,
+                            os.path.join(CHECKOUT, "docs", "rolling-timeline.png"),
+                            "Rolling restart of 100 members, batches of 20 %"], check=True)
+        subprocess.run([sys.executable, os.path.join(HERE, "report.py"), results_path,
+                        os.path.join(CHECKOUT, "docs", "performance.md")], check=True)
         return 0
 
 

@@ -119,7 +119,7 @@ def seconds(summary):
     if summary is None:
         return "failed"
     text = "%.1f s" % summary["median"]
-    if summary["runs"] > 1:
+    if summary["runs"] - summary["failed_runs"] > 1:
         text += " (%.1f–%.1f)" % (summary["low"], summary["high"])
     if summary["failed_runs"]:
         text += ", %d of %d runs failed" % (summary["failed_runs"], summary["runs"])
@@ -231,3 +231,21 @@ def phases(entries):
         "reads_after": sum(1 for e in reads if last is not None and e["time"] > last),
         "reads_between": sum(1 for e in reads if first is not None and first <= e["time"] <= last),
     }
+
+
+def batches(segments, gap=1.0):
+    """Members whose first outage began within ``gap`` seconds of each other, as batches in time order:
+    ``[{"start", "end", "members"}]`` (end: when the last of them was running and healthy again)."""
+    first_down = sorted((min(b for b, _e, s in pieces if s != "running/healthy"), name)
+                        for name, pieces in segments.items() if any(s != "running/healthy" for _b, _e, s in pieces))
+    groups = []
+    for moment, name in first_down:
+        if groups and moment - groups[-1]["last"] < gap:
+            groups[-1]["members"].append(name)
+            groups[-1]["last"] = moment
+        else:
+            groups.append({"start": moment, "last": moment, "members": [name]})
+    for group in groups:
+        group["end"] = max(e for name in group["members"] for _b, e, s in segments[name] if s != "running/healthy")
+        del group["last"]
+    return groups
