@@ -6,6 +6,8 @@
 #   make test       every check: sanity, unit tests, emulator tests, integration (both matrix entries),
 #                   ansible-lint, molecule, the fault suite, the demo's job output
 #   make emulator   run the emulator in the foreground (SCENARIO=file to pick a scenario)
+#   make bench      this collection, azure.azcollection and the Azure CLI side by side (long; as root);
+#                   writes docs/performance.md and docs/rolling-timeline.png
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -25,10 +27,10 @@ export ANSIBLE_FORCE_COLOR ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv venv-oldsdk venv-shared integration-shared examples check-tree build publish-check collection emulator demo test sanity units test-emulator \
-        integration integration-oldsdk integrations lint molecule faults demo-output clean
+        integration integration-oldsdk integrations lint molecule faults demo-output clean bench bench-venvs bench-selftest
 
 help:
-	@sed -n '2,11p' Makefile
+	@sed -n '2,13p' Makefile
 
 $(VENV)/.installed: requirements.txt tests/requirements-dev.txt tests/requirements-emulator.txt tests/requirements-newsdk.txt
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -94,7 +96,41 @@ demo: venv collection
 	    $(if $(SCENARIO),--scenario $(abspath $(SCENARIO))) -- \
 	    $(CURDIR)/$(VENV)/bin/ansible-playbook -e ansible_python_interpreter=$(VPY) $(DEMO_ARGS) $(CURDIR)/playbooks/demo.yml
 
-test: check-tree sanity units test-emulator integrations examples lint molecule faults demo-output publish-check
+test: check-tree sanity units test-emulator bench-selftest integrations examples lint molecule faults demo-output publish-check
+
+# make bench: each tool in its own venv under .bench/ (ignored by git; kept between runs).
+# The peer: the ansible package from PyPI (which ships azure.azcollection) plus azure.azcollection's own
+# requirements file from inside that package, unmodified. The CLI: azure-cli. matplotlib draws the timeline.
+BENCH := .bench
+PEER_COLLECTION = $(BENCH)/venv-peer/lib/python3*/site-packages/ansible_collections/azure/azcollection
+$(BENCH)/venv-peer/.installed:
+	test -x $(BENCH)/venv-peer/bin/python || $(PYTHON) -m venv $(BENCH)/venv-peer
+	$(BENCH)/venv-peer/bin/pip install -q --upgrade pip
+	$(BENCH)/venv-peer/bin/pip install -q ansible
+	$(BENCH)/venv-peer/bin/pip install -q -r $$(ls -d $(PEER_COLLECTION))/requirements.txt
+	touch $@
+
+$(BENCH)/venv-cli/.installed:
+	test -x $(BENCH)/venv-cli/bin/python || $(PYTHON) -m venv $(BENCH)/venv-cli
+	$(BENCH)/venv-cli/bin/pip install -q --upgrade pip
+	$(BENCH)/venv-cli/bin/pip install -q azure-cli
+	touch $@
+
+$(BENCH)/venv-plot/.installed:
+	test -x $(BENCH)/venv-plot/bin/python || $(PYTHON) -m venv $(BENCH)/venv-plot
+	$(BENCH)/venv-plot/bin/pip install -q matplotlib
+	touch $@
+
+bench-venvs: $(BENCH)/venv-peer/.installed $(BENCH)/venv-cli/.installed $(BENCH)/venv-plot/.installed
+
+# BENCH_REPS (3), BENCH_SLOW_REPS (1), BENCH_SCALE_REPS (3), BENCH_ONLY=row,row (tests/bench/bench.py --help).
+bench: venv collection bench-venvs
+	$(VPY) tests/bench/bench.py
+
+# The harness's pure parts (scenarios, request counting, statistics, timeline segments, the report): seconds.
+bench-selftest: venv
+	$(VENV)/bin/ruff check --config tests/emulator/ruff.toml tests/bench
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/bench
 
 # The demo's job output, checked: one line per batch, no FAILED - RETRYING / Unknown error / ...ignoring, and a stop
 # that prints its reason at once and nothing of the batches after it (tests/bench/demo_output.py).
@@ -126,7 +162,7 @@ molecule: venv collection
 # tests/emulator and tests/faults are separate test applications, not collection content (galaxy.yml
 # build_ignore): ansible-test checks the collection; ruff checks them (test-emulator, faults).
 sanity: venv
-	tests/sanity/run.sh --exclude tests/emulator/ --exclude tests/faults/
+	tests/sanity/run.sh --exclude tests/emulator/ --exclude tests/faults/ --exclude tests/bench/
 
 units: venv
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit

@@ -118,4 +118,7 @@ notes:
   - Options shared by several tasks are best set once with C(module_defaults) and the group
     C(group/azure_flex.vmss.all).
   - The collection's C(docs/authentication.md) explains each credential source with examples.
+  - Each task fetches its own access token unless E(AZURE_FLEX_TOKEN_CACHE) is V(persistent) (azure-identity's
+    persistent token cache, in a file readable by its owner only where it cannot be encrypted) or
+    V(encrypted) (never in clear); the default V(memory) writes nothing. See C(docs/authentication.md).
 """

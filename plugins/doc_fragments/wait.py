@@ -33,8 +33,17 @@ options:
   max_parallel:
     description:
       - How many VMs are worked on at the same time (between 1 and 100).
+      - "The default acts on up to 100 members at once, so restarting 100 members takes about as long as
+        restarting one. Azure's request limits are kept by pacing, not by this number: every request of
+        the task waits for its share of the subscription's budget, which Azure reports in the
+        C(x-ms-ratelimit-remaining-subscription-*) headers of every response (reads 250 then 25 a second,
+        writes 200 then 10 a second). A larger set is therefore worked through at the rate Azure allows,
+        with status checks of running operations no more frequent than the read budget allows, instead of
+        meeting throttling (HTTP 429) errors."
+      - Set a lower value to leave budget to other tools using the same subscription and credentials at
+        the same time.
     type: int
-    default: 10
+    default: 100
   polling_interval:
     description:
       - Seconds between two status checks of a running operation, when Azure does not say how long to wait.
@@ -55,6 +64,8 @@ options:
   max_parallel:
     description:
       - How many requests are made at the same time when one is needed per VM (between 1 and 100).
+      - Requests are paced by the subscription's request budget that Azure reports (reads 250 then 25 a
+        second), whatever this number.
     type: int
-    default: 10
+    default: 100
 """

@@ -43,7 +43,8 @@ class ArmRestClient:
     """Send ARM REST requests through an ARM pipeline: authentication, our retry policy, user agent, TLS."""
 
     def __init__(self, credential, subscription_id, base_url, credential_scopes, retry_policy=None, user_agent=None,
-                 connection_verify=True, transport=None, polling_interval=30, **_sdk_only_options):
+                 connection_verify=True, transport=None, polling_interval=30, session=None, session_owner=True,
+                 **_sdk_only_options):
         # _sdk_only_options: options the SDK clients take that a plain pipeline has no use for.
         self._polling_interval = polling_interval
         try:
@@ -69,6 +70,9 @@ class ArmRestClient:
         options = {"connection_verify": connection_verify}
         if transport is not None:
             options["transport"] = transport
+        elif session is not None:
+            # The clients' shared connection pool (AzureClients), as the SDK clients get it.
+            options.update(session=session, session_owner=session_owner)
         self._client = ARMPipelineClient(base_url=base_url, policies=pipeline_policies, **options)
 
     def send(self, method, path, api_version, body=None, query=None, accepted=(200,)):

@@ -560,17 +560,18 @@ def build_credential(settings, cloud):
         if settings.source in (SOURCE_SERVICE_PRINCIPAL, SOURCE_CREDENTIAL_FILE):
             return identity.ClientSecretCredential(
                 tenant, settings.client_id, settings.secret, authority=authority,
-                disable_instance_discovery=_authority_host(authority) not in KNOWN_AUTHORITY_HOSTS, **tls)
+                disable_instance_discovery=_authority_host(authority) not in KNOWN_AUTHORITY_HOSTS,
+                **dict(tls, **token_cache_options(identity)))
         if settings.source == SOURCE_CERTIFICATE:
             return identity.CertificateCredential(
                 tenant, settings.client_id, certificate_data=settings.certificate_data,
-                password=settings.certificate_password,
-                authority=authority,
-                disable_instance_discovery=_authority_host(authority) not in KNOWN_AUTHORITY_HOSTS, **tls)
+                password=settings.certificate_password, authority=authority,
+                disable_instance_discovery=_authority_host(authority) not in KNOWN_AUTHORITY_HOSTS,
+                **dict(tls, **token_cache_options(identity)))
         if settings.source == SOURCE_WORKLOAD_IDENTITY:
             return identity.WorkloadIdentityCredential(
                 tenant_id=tenant, client_id=settings.client_id, token_file_path=settings.federated_token_file,
-                authority=authority, **tls)
+                authority=authority, **dict(tls, **token_cache_options(identity)))
         if settings.source == SOURCE_MANAGED_IDENTITY:
             return identity.ManagedIdentityCredential(client_id=settings.client_id)
         if settings.source == SOURCE_CLI:
@@ -626,6 +627,40 @@ def read_client_certificate(path, password=None, thumbprint=None):
             raise InvalidInputError("The client certificate %s has thumbprint %s, not %s (thumbprint, AZURE_THUMBPRINT)"
                                     % (path, actual, wanted))
     return data
+
+
+# --------------------------------------------------------------------------------------------
+# Token reuse across tasks
+# --------------------------------------------------------------------------------------------
+
+# Every task is a process of its own, so azure-identity's in-memory token cache dies with it and each task
+# fetches a token anew. AZURE_FLEX_TOKEN_CACHE lets the tasks of a play share one:
+#   memory (default)  nothing is written anywhere;
+#   encrypted         azure-identity's persistent cache, only where it can be encrypted (libsecret, Keychain,
+#                     DPAPI); without that the task fails rather than write a token in clear;
+#   persistent        the same, falling back to a file readable by the user only (mode 0600,
+#                     ~/.IdentityService/azure_flex.vmss.nocae) where nothing can encrypt it (Linux without a
+#                     keyring: AWX execution environments, CI). It holds access tokens, not the secret.
+ENV_TOKEN_CACHE = "AZURE_FLEX_TOKEN_CACHE"
+TOKEN_CACHE_MODES = ("memory", "encrypted", "persistent")
+TOKEN_CACHE_NAME = "azure_flex.vmss"
+
+
+def token_cache_mode(environ=None):
+    """The token cache the environment asks for (``memory``, ``encrypted`` or ``persistent``)."""
+    value = ((os.environ if environ is None else environ).get(ENV_TOKEN_CACHE) or "memory").strip().lower()
+    if value not in TOKEN_CACHE_MODES:
+        raise InvalidInputError("%s must be one of %s, got %r" % (ENV_TOKEN_CACHE, ", ".join(TOKEN_CACHE_MODES), value))
+    return value
+
+
+def token_cache_options(identity, environ=None):
+    """Keyword arguments that give an azure-identity credential the token cache asked for (none by default)."""
+    mode = token_cache_mode(environ)
+    if mode == "memory":
+        return {}
+    return {"cache_persistence_options": identity.TokenCachePersistenceOptions(
+        name=TOKEN_CACHE_NAME, allow_unencrypted_storage=mode == "persistent")}
 
 
 def _cli_credential(identity, tenant):

@@ -32,6 +32,8 @@ import threading
 from ansible_collections.azure_flex.vmss.plugins.module_utils._arm_rest import ManagementLockClient, ResourceTagsClient
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import MissingDependencyError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import (
+    OperationTimer,
+    RateBudget,
     RetryRules,
     build_retry_policy,
 )
@@ -43,6 +45,12 @@ COLLECTION_VERSION = "0.2.0"
 USER_AGENT = "%s/%s" % (COLLECTION_NAME, COLLECTION_VERSION)
 
 DEFAULT_POLLING_INTERVAL = 5
+
+# Connections kept open to Resource Manager, shared by all clients and workers of a task. azure-core's
+# default pool keeps 10: with more workers, every request beyond them would open (and close) a TLS
+# connection of its own. As many as the most workers a task may run (module_utils/_module.py
+# MAX_PARALLEL_LIMIT), plus the main thread.
+CONNECTION_POOL_SIZE = 101
 
 
 class ServiceSpec:
@@ -89,15 +97,20 @@ class AzureClients:
     """
 
     def __init__(self, credential, subscription_id, cloud, deadline=None, polling_interval=DEFAULT_POLLING_INTERVAL,
-                 ca_bundle=None, retry_rules=None, client_importer=import_client_class):
+                 ca_bundle=None, retry_rules=None, client_importer=import_client_class, rate_budget=None):
         self.credential = credential
         self.subscription_id = subscription_id
         self.cloud = cloud
         self.polling_interval = polling_interval
         self.ca_bundle = ca_bundle
         self.retry_rules = retry_rules or RetryRules(deadline=deadline)
+        # One budget for every client of the task: ARM counts the requests of all of them together.
+        self.rate_budget = rate_budget or RateBudget()
+        # When to poll the task's long-running operations, learnt from those that finished.
+        self.operation_timer = OperationTimer()
         self._import_client_class = client_importer
         self._clients = {}
+        self._session = None
         self._lock = threading.Lock()
 
     def compute(self):
@@ -128,7 +141,7 @@ class AzureClients:
             "base_url": self.cloud.resource_manager,
             # Without this the SDK asks for a management.azure.com token whatever base_url says.
             "credential_scopes": [self.cloud.token_scope],
-            "retry_policy": build_retry_policy(self.retry_rules),
+            "retry_policy": build_retry_policy(self.retry_rules, self.rate_budget, self.operation_timer),
             # The SDK's default is 30 s between polls when the service sends no Retry-After.
             "polling_interval": self.polling_interval,
             "user_agent": USER_AGENT,
@@ -139,9 +152,28 @@ class AzureClients:
 
     def _build(self, service):
         client_class = self._import_client_class(service)
+        # A transport given by the importer (tests) takes precedence over the session.
+        options = dict(self.client_options(), session=self._shared_session(), session_owner=False)
         if SERVICES[service].takes_subscription:
-            return client_class(self.credential, self.subscription_id, **self.client_options())
-        return client_class(self.credential, **self.client_options())
+            return client_class(self.credential, self.subscription_id, **options)
+        return client_class(self.credential, **options)
+
+    def _shared_session(self):
+        """One ``requests`` session (connection pool) for every client; set up as azure-core sets up its own."""
+        if self._session is None:
+            # pylint: disable=import-outside-toplevel
+            import requests
+            from urllib3.util.retry import Retry
+
+            session = requests.Session()
+            # azure-core retries (here: RetryRules); the adapter must not retry on its own.
+            adapter = requests.adapters.HTTPAdapter(
+                pool_connections=4, pool_maxsize=CONNECTION_POOL_SIZE,
+                max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            self._session = session
+        return self._session
 
 
 def as_rest_dict(model):

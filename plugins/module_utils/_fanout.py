@@ -31,7 +31,11 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
 )
 
 
-DEFAULT_MAX_PARALLEL = 10
+# As many members at once as a task may take (module_utils/_module.py MAX_PARALLEL_LIMIT). Azure's limits do
+# not need a smaller default: every request of the task waits for its token of the shared budget
+# (_resilience.RateBudget), which ARM's own rate-limit headers keep in step. With 100, a 100-member restart
+# takes about one operation's time instead of ten waves of it.
+DEFAULT_MAX_PARALLEL = 100
 
 # After the deadline, how long to let in-flight items finish their own timeout handling (their
 # waits are bounded by the same deadline, so they normally return within moments).

@@ -15,12 +15,19 @@ knows nothing about how long the task may still run, so it can sleep far past th
 ``RetryRules`` below decides every retry; ``build_retry_policy()`` plugs it into the SDK pipeline of
 every client, so polls of long-running operations get the same treatment.
 
+``RateBudget`` paces the requests of a whole task (every worker and client) by ARM's own account of its
+per-subscription token buckets, the ``x-ms-ratelimit-remaining-subscription-{reads,writes,deletes}``
+headers, so a fan-out over 1,000 members spends the budget at the rate Azure refills it instead of
+finding the limit through a storm of 429s; polls of long-running operations are reads like any other,
+so they come no more often than the read budget allows.
+
 Everything that needs azure-core is built lazily so that importing this file never imports ``azure``.
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import random
 import threading
 import time
@@ -51,6 +58,13 @@ IDEMPOTENT_METHODS = frozenset(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"])
 # Never let one attempt wait on the socket for less than this, even right before the deadline;
 # a zero timeout would make the transport fail instantly with a confusing error.
 MINIMUM_TRANSPORT_TIMEOUT = 1.0
+
+# ARM's token buckets (per subscription and principal, per region): what a bucket regains per second, as
+# documented (Azure Resource Manager "request limits and throttling", token bucket algorithm, 2024). The
+# headers say how many tokens are left; how fast they come back is not in any header.
+RATE_LIMIT_KINDS = ("reads", "writes", "deletes")
+DOCUMENTED_REFILL_PER_SECOND = {"reads": 25.0, "writes": 10.0, "deletes": 10.0}
+RATE_LIMIT_HEADER = "x-ms-ratelimit-remaining-subscription-%s"
 
 
 class Deadline:
@@ -184,11 +198,181 @@ class RetryRules:
         return delay
 
 
+def request_kind(method):
+    """Which of ARM's buckets a request of ``method`` draws from."""
+    method = str(method).upper()
+    return "reads" if method in ("GET", "HEAD") else "deletes" if method == "DELETE" else "writes"
+
+
+class RateBudget:
+    """What this task may still send before ARM throttles it, shared by every worker and client of the task.
+
+    A token bucket per kind of request, mirrored from the server's own count: each response's
+    ``x-ms-ratelimit-remaining-subscription-<kind>`` header resets the estimate (less the requests still in
+    flight, which the server may not have counted yet), and between responses the estimate refills at the
+    documented rate. ``reserve()`` takes a token before a request is sent and says how long to wait first:
+    when the bucket is empty, waiting requests are spaced one refill interval apart (the token each waits
+    for is reserved, so they queue instead of all waking at once). A kind is not paced until the server has
+    reported on it, so a cloud without these headers (or far from its limits) is never slowed down.
+
+    Pure logic with an injectable clock; thread-safe.
+    """
+
+    def __init__(self, refill_per_second=None, clock=time.monotonic):
+        self._refill = dict(DOCUMENTED_REFILL_PER_SECOND, **(refill_per_second or {}))
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tokens = {}     # kind -> estimated tokens left (negative: reserved by waiting requests)
+        self._stamp = {}      # kind -> when the estimate was last brought up to date
+        self._capacity = {}   # kind -> largest bucket the server has shown, plus one
+        self._in_flight = dict.fromkeys(RATE_LIMIT_KINDS, 0)
+        self._waits = 0
+        self._waited = 0.0
+
+    def reserve(self, method):
+        """Take a token for a request about to be sent; return the seconds to wait before sending it."""
+        kind = request_kind(method)
+        with self._lock:
+            self._in_flight[kind] += 1
+            if kind not in self._tokens:
+                return 0.0
+            now = self._clock()
+            tokens = self._level(kind, now)
+            self._tokens[kind] = tokens - 1.0
+            if tokens >= 1.0:
+                return 0.0
+            wait = (1.0 - tokens) / self._refill[kind]
+            self._waits += 1
+            self._waited += wait
+            return wait
+
+    def observe(self, method, headers):
+        """Account for the response to a request sent after ``reserve(method)``."""
+        kind = request_kind(method)
+        remaining = _to_float(_header(headers, RATE_LIMIT_HEADER % kind))
+        with self._lock:
+            self._in_flight[kind] = max(0, self._in_flight[kind] - 1)
+            if remaining is None or remaining < 0:
+                return
+            now = self._clock()
+            self._capacity[kind] = max(self._capacity.get(kind, 0.0), remaining + 1.0)
+            self._tokens[kind] = remaining - self._in_flight[kind]
+            self._stamp[kind] = now
+
+    def abandon(self, method):
+        """The request reserved for was never answered (a transport error): it no longer counts as in flight."""
+        kind = request_kind(method)
+        with self._lock:
+            self._in_flight[kind] = max(0, self._in_flight[kind] - 1)
+
+    def summary(self):
+        """How much pacing the task needed: requests that waited and the seconds they waited in total."""
+        with self._lock:
+            return {"paced_requests": self._waits, "paced_seconds": round(self._waited, 3)}
+
+    def _level(self, kind, now):
+        tokens = self._tokens[kind] + max(0.0, now - self._stamp[kind]) * self._refill[kind]
+        self._stamp[kind] = now
+        return min(self._capacity[kind], tokens)
+
+
+def _header(headers, name):
+    for key, value in (headers or {}).items():
+        if str(key).lower() == name:
+            return value
+    return None
+
+
+class OperationTimer:
+    """When to check on a long-running operation, learnt from the operations of the same task.
+
+    The SDK polls an operation at its ``Retry-After`` from the start; over hundreds of members that is
+    several reads per member that learn nothing but "in progress", and reads are the budget that runs out
+    first (25 a second). Operations of one kind (``restart``, ``deallocate``...) in one task take about as
+    long as each other, so once some have finished, the first check of the next one is put off until an
+    operation of its kind has usually finished (the median of those seen, so most finish by their first or
+    second check); it is then polled as the SDK polls it. Before anything has finished nothing is put off.
+
+    It also keeps the last status each operation reported (``last_status``), so a caller can take an
+    operation's outcome from its final poll instead of reading the resource again.
+
+    Pure logic with an injectable clock; thread-safe.
+    """
+
+    QUANTILE = 0.5
+    MINIMUM_SAMPLES = 3
+
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._operations = {}   # status URL path -> [kind, started, finished or None, last status body]
+        self._durations = {}    # kind -> sorted durations seen
+
+    def started(self, status_url, kind):
+        with self._lock:
+            self._operations[_url_key(status_url)] = [kind, self._clock(), None, None]
+
+    def delay_before_poll(self, status_url):
+        """Seconds to put off a poll of ``status_url`` (0 for anything not a tracked, unfinished operation)."""
+        with self._lock:
+            entry = self._operations.get(_url_key(status_url))
+            if entry is None or entry[2] is not None:
+                return 0.0
+            durations = self._durations.get(entry[0]) or []
+            if len(durations) < self.MINIMUM_SAMPLES:
+                return 0.0
+            expected = durations[int(len(durations) * self.QUANTILE)]
+            return max(0.0, entry[1] + expected - self._clock())
+
+    def polled(self, status_url, body):
+        """Record a poll's answer (the operation status body, a dict)."""
+        status = str((body or {}).get("status") or "")
+        with self._lock:
+            entry = self._operations.get(_url_key(status_url))
+            if entry is None:
+                return
+            entry[3] = body
+            if status.lower() in ("succeeded", "failed", "canceled") and entry[2] is None:
+                entry[2] = self._clock()
+                durations = self._durations.setdefault(entry[0], [])
+                durations.append(entry[2] - entry[1])
+                durations.sort()
+
+    def last_status(self, status_url):
+        """The status body the operation's last poll returned, or None."""
+        with self._lock:
+            entry = self._operations.get(_url_key(status_url))
+            return None if entry is None else entry[3]
+
+    def tracks(self, status_url):
+        with self._lock:
+            return _url_key(status_url) in self._operations
+
+
+def _url_key(url):
+    text = str(url)
+    if "://" in text:
+        text = text.split("://", 1)[1]
+        text = text[text.find("/"):] if "/" in text else "/"
+    return text.split("?", 1)[0].lower()
+
+
+def operation_kind(method, url):
+    """What an operation-starting request does, as a name to group timings by (``restart``, ``delete``...)."""
+    path = _url_key(url).rstrip("/")
+    last = path.rsplit("/", 1)[-1]
+    if str(method).upper() == "POST":
+        return last
+    return "%s %s" % (str(method).upper(), path.rsplit("/", 2)[-2] if path.count("/") >= 2 else last)
+
+
 _POLICY_CLASS_CACHE = {}
 
 
-def build_retry_policy(rules):
-    """Return an azure-core pipeline policy that applies ``rules`` to every request of a client.
+def build_retry_policy(rules, budget=None, timer=None):
+    """Return an azure-core pipeline policy that applies ``rules`` (and paces by ``budget``, a ``RateBudget``,
+    and times operation polls by ``timer``, an ``OperationTimer``, both shared by all clients of a task) to
+    every request of a client.
 
     Pass it as ``retry_policy=`` to a management client: it replaces the SDK's retry policy.
     """
@@ -196,7 +380,7 @@ def build_retry_policy(rules):
     if policy_class is None:
         policy_class = _define_retry_policy_class()
         _POLICY_CLASS_CACHE["class"] = policy_class
-    return policy_class(rules)
+    return policy_class(rules, budget, timer)
 
 
 def _define_retry_policy_class():
@@ -208,24 +392,30 @@ def _define_retry_policy_class():
     class DeadlineBoundRetryPolicy(HTTPPolicy):
         """azure-core policy: resend on throttling/transient failures as ``RetryRules`` decides."""
 
-        def __init__(self, rules):
+        def __init__(self, rules, budget=None, timer=None):
             super().__init__()
             self.rules = rules
+            self.budget = budget
+            self.timer = timer
 
         def send(self, request):
             method = request.http_request.method
+            self._time_poll(request, method)
             attempts_made = 0
             while True:
                 attempts_made += 1
+                self._pace(request, method)
                 self._bound_transport_timeouts(request)
                 try:
                     response = self.next.send(request)
                 except ServiceRequestError:
+                    self._abandon(method)
                     delay = self.rules.delay_after_transport_error(attempts_made, method, request_was_sent=False)
                     if delay is None:
                         raise
                     status = None
                 except ServiceResponseError:
+                    self._abandon(method)
                     delay = self.rules.delay_after_transport_error(attempts_made, method, request_was_sent=True)
                     if delay is None:
                         raise
@@ -233,11 +423,57 @@ def _define_retry_policy_class():
                 else:
                     http_response = response.http_response
                     status = http_response.status_code
+                    if self.budget is not None:
+                        self.budget.observe(method, http_response.headers)
                     delay = self.rules.delay_after_response(attempts_made, method, status, http_response.headers)
                     if delay is None:
+                        self._follow_operation(request, method, http_response)
                         return response
                 self.rules.record_retry(status)
                 request.context.transport.sleep(delay)
+
+        def _pace(self, request, method):
+            # Wait for this request's token of the shared budget; never past the deadline (a request sent
+            # then fails or is refused, and the rules decide about it as about any other).
+            if self.budget is None:
+                return
+            wait = self.budget.reserve(method)
+            deadline = self.rules.deadline
+            if deadline is not None:
+                wait = min(wait, deadline.remaining())
+            if wait > 0:
+                request.context.transport.sleep(wait)
+
+        def _time_poll(self, request, method):
+            if self.timer is None or str(method).upper() != "GET":
+                return
+            wait = self.timer.delay_before_poll(request.http_request.url)
+            deadline = self.rules.deadline
+            if deadline is not None:
+                wait = min(wait, deadline.remaining())
+            if wait > 0:
+                request.context.transport.sleep(wait)
+
+        def _follow_operation(self, request, method, http_response):
+            # An accepted operation names its status URL; a poll of it carries the operation's status.
+            if self.timer is None or http_response.status_code >= 300 and http_response.status_code != 202:
+                return
+            url = request.http_request.url
+            if str(method).upper() == "GET":
+                if self.timer.tracks(url):
+                    try:
+                        body = json.loads(http_response.text() or "null")
+                    except ValueError:
+                        body = None
+                    self.timer.polled(url, body if isinstance(body, dict) else None)
+                return
+            status_url = http_response.headers.get("Azure-AsyncOperation")
+            if status_url:
+                self.timer.started(status_url, operation_kind(method, url))
+
+        def _abandon(self, method):
+            if self.budget is not None:
+                self.budget.abandon(method)
 
         def _bound_transport_timeouts(self, request):
             # A single slow socket must not outlive the task: cap the transport's connect/read

@@ -30,9 +30,12 @@ from .app import create_app
 from .state import State
 
 
-def build_tls(state_dir):
+def build_tls(state_dir, extra_names=()):
+    """A private CA (written to ca.pem) and a server certificate for the loopback names plus ``extra_names``
+    (for example management.azure.com and login.microsoftonline.com, to serve as public Azure inside a
+    private network namespace: see tests/bench/README.md)."""
     ca = trustme.CA(organization_name="azure_flex.vmss ARM emulator")
-    server_cert = ca.issue_cert("127.0.0.1", "localhost", "::1")
+    server_cert = ca.issue_cert("127.0.0.1", "localhost", "::1", *extra_names)
     ca_path = os.path.join(state_dir, "ca.pem")
     ca.cert_pem.write_to_path(ca_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -74,13 +77,13 @@ async def serve(args):
         spec = scenario.parse(handle.read())
     state.startup_scenario = spec
     scenario.load(state, spec)
-    context, ca_path = build_tls(state_dir)
+    context, ca_path = build_tls(state_dir, args.cert_names)
     runner = web.AppRunner(create_app(state), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, ssl_context=context, backlog=1024)
     await site.start()
     port = runner.addresses[0][1]
-    url = "https://%s:%d" % (args.host, port)
+    url = "https://%s%s" % (args.host, "" if port == 443 else ":%d" % port)
     env_path = write_env(state_dir, client_env(state, url, ca_path))
     with open(os.path.join(state_dir, "pid"), "w") as handle:
         handle.write("%d\n" % os.getpid())
@@ -110,6 +113,9 @@ def main(argv=None):
     parser.add_argument("--scenario", default=os.environ.get("SCENARIO") or None,
                         help="YAML or JSON scenario file (default: scenarios/demo.yml)")
     parser.add_argument("--state-dir", default=".emulator", help="where env.sh, env.json and ca.pem go")
+    parser.add_argument("--cert-name", dest="cert_names", action="append",
+                        default=[n for n in os.environ.get("ARMEMU_CERT_NAMES", "").split(",") if n],
+                        help="another DNS name for the server certificate (repeatable; or ARMEMU_CERT_NAMES=a,b)")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -22,11 +22,11 @@ from . import control, graph, identity, locks, lro, network, resources, compute,
 from .errors import ArmError
 from .http import API_VERSIONS, API_VERSION_RE, Ctx, Reply, find_route
 from .state import State, now
+from .throttle import Throttle
 
 log = logging.getLogger("armemu")
 
-# Token buckets ARM reports in x-ms-ratelimit-remaining-subscription-* (facts file, section 5).
-BUCKETS = {"reads": (250.0, 25.0), "writes": (200.0, 10.0), "deletes": (200.0, 10.0)}
+_OPERATION_PATH = re.compile(r"^/subscriptions/[^/]+/providers/[^/]+/locations/[^/]+/operations/([^/]+)$", re.IGNORECASE)
 
 
 def normalise_path(raw_path):
@@ -40,7 +40,7 @@ def normalise_path(raw_path):
 class Front:
     def __init__(self, state):
         self.state = state
-        self.buckets = {}
+        self.throttle = Throttle()
 
     async def handle(self, request):
         started = now()
@@ -58,25 +58,28 @@ class Front:
             return self._respond(reply, request, log_it=False, started=started, method=method, path=path, query=query)
 
         hold = []
+        limit_headers = {}
         try:
-            reply = self.dispatch(method, path, query, request.headers, body, base_url, hold)
+            reply = self.dispatch(method, path, query, request.headers, body, base_url, limit_headers, hold)
         except ArmError as exc:
             reply = Reply(exc.status, exc.body(), exc.headers)
         except Exception:
             log.exception("unhandled error for %s %s", method, path)
             reply = Reply(500, {"error": {"code": "InternalServerError",
                                           "message": "Encountered internal server error."}})
+        for name, value in limit_headers.items():
+            reply.headers.setdefault(name, value)
         if hold:
             # A "delay" fault: the request was handled (state read or changed) and its answer is slow to arrive.
             await asyncio.sleep(hold[0])
         return self._respond(reply, request, log_it=True, started=started, method=method, path=path, query=query)
 
-    def dispatch(self, method, path, query, headers, body, base_url, hold=None):
+    def dispatch(self, method, path, query, headers, body, base_url, limit_headers, hold=None):
         state = self.state
         found, params = find_route(method, path)
         if found is None:
             # ARM authenticates before it routes: without a valid token nothing is revealed.
-            identity.authenticate(state, headers.get("Authorization"))
+            limit_headers.update(self._admit(method, path, identity.authenticate(state, headers.get("Authorization"))))
             if params:
                 raise ArmError(405, "MethodNotAllowed",
                                "The requested method '%s' is not allowed for '%s'. Allowed: %s."
@@ -84,7 +87,8 @@ class Front:
             raise ArmError(404, "NotFound", "The requested path '%s' does not match any route." % path)
         ctx = Ctx(state, method, path, query, headers, body, base_url, params, found)
         if found.auth:
-            identity.authenticate(state, headers.get("Authorization"))
+            # ARM's front door counts (and may refuse) the request once the caller is known.
+            limit_headers.update(self._admit(method, path, identity.authenticate(state, headers.get("Authorization"))))
         fault = state.match_fault(method, path, found.starts_operation, arm=found.auth)
         if fault is not None and fault.delay:
             fault.consume()
@@ -119,15 +123,19 @@ class Front:
                            "for type '%s'. The supported api-versions are '%s'."
                            % (version, family, ", ".join(sorted(API_VERSIONS[family], reverse=True))))
 
-    def _ratelimit_header(self, method, subscription_id):
-        kind = "reads" if method in ("GET", "HEAD") else "deletes" if method == "DELETE" else "writes"
-        size, refill = BUCKETS[kind]
-        key = (subscription_id, kind)
-        tokens, last = self.buckets.get(key, (size, time.monotonic()))
-        current = time.monotonic()
-        tokens = min(size, tokens + (current - last) * refill) - 1.0
-        self.buckets[key] = (max(tokens, 0.0), current)
-        return "x-ms-ratelimit-remaining-subscription-%s" % kind, str(int(max(tokens, 0.0)))
+    def _admit(self, method, path, claims):
+        """The rate-limit headers of this request (429 ArmError when over a limit; see throttle.py)."""
+        target = None
+        match = _OPERATION_PATH.match(path)
+        if match:
+            operation = self.state.operations.get(match.group(1))
+            target = operation.target if operation is not None else None
+        try:
+            return self.throttle.admit(self.state, method, path, claims, operation_target=target)
+        except ArmError as exc:
+            exc.headers.setdefault("x-ms-ratelimit-remaining-subscription-%s" % (
+                "reads" if method in ("GET", "HEAD") else "deletes" if method == "DELETE" else "writes"), "0")
+            raise
 
     def _respond(self, reply, request, log_it, started, method, path, query):
         request_id = str(uuid.uuid4())
@@ -146,13 +154,6 @@ class Front:
         }
         if request.headers.get("x-ms-client-request-id"):
             headers["x-ms-client-request-id"] = request.headers["x-ms-client-request-id"]
-        parts = path.split("/")
-        if log_it and len(parts) > 2 and parts[1].lower() == "subscriptions":
-            name, value = self._ratelimit_header(method, parts[2].lower())
-            headers[name] = value
-            if "/providers/microsoft.compute/" in path.lower():
-                headers["x-ms-ratelimit-remaining-resource"] = "Microsoft.Compute/UpdateVM3Min;239,Microsoft.Compute/UpdateVM30Min;1199"
-                headers["x-ms-request-charge"] = "1"
         headers.update(reply.headers)
         payload = reply.payload()
         if log_it:

@@ -24,6 +24,11 @@ from .http import Reply, ok, route
 
 SECRET = os.urandom(32)
 DEFAULT_AUDIENCE = "https://management.emulator.invalid/"
+# Public ARM also takes tokens for its classic (v1) resource id, which the Azure CLI asks for
+# (setting accept_management_core_audience).
+MANAGEMENT_CORE_AUDIENCE = "https://management.core.windows.net/"
+# The aliases Entra ID's instance discovery returns for the public cloud's authority.
+PUBLIC_AUTHORITY_ALIASES = ["login.microsoftonline.com", "login.windows.net", "login.microsoft.com", "sts.windows.net"]
 
 
 def _b64(data):
@@ -61,6 +66,18 @@ def _same_audience(a, b):
     return (a or "").rstrip("/").lower() == (b or "").rstrip("/").lower()
 
 
+def accepted_audiences(state):
+    """The token audiences this cloud's ARM accepts: its own, and public ARM's classic one when switched on."""
+    audiences = [state.audience]
+    if state.settings["accept_management_core_audience"] and not _same_audience(state.audience, MANAGEMENT_CORE_AUDIENCE):
+        audiences.append(MANAGEMENT_CORE_AUDIENCE)
+    return audiences
+
+
+def _accepted(state, audience):
+    return any(_same_audience(audience, allowed) for allowed in accepted_audiences(state))
+
+
 def _unauthorized(code, message, description):
     # As ARM: a Bearer challenge naming the authority (no claims, so the SDK does not retry).
     challenge = 'Bearer authorization_uri="%s", error="invalid_token", error_description="%s"' % (
@@ -87,11 +104,11 @@ def authenticate(state, header):
                             "The access token expiry UTC time '%s' is earlier than current UTC time."
                             % time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(claims.get("exp", 0))),
                             "The access token has expired.")
-    if not _same_audience(claims.get("aud"), state.audience):
+    if not _accepted(state, claims.get("aud")):
         raise _unauthorized("InvalidAuthenticationTokenAudience",
                             "The access token has been obtained for wrong audience or resource '%s'. It should "
                             "exactly match with one of the allowed audiences '%s'."
-                            % (claims.get("aud"), state.audience),
+                            % (claims.get("aud"), "','".join(accepted_audiences(state))),
                             "The access token has been obtained for wrong audience.")
     return claims
 
@@ -100,25 +117,30 @@ def authenticate(state, header):
 
 @route("GET", "/metadata/endpoints", family="metadata", auth=False)
 def metadata_endpoints(ctx):
-    """Cloud endpoints, as Azure Stack Hub and `az cloud register --endpoint-resource-manager` read them.
+    """Cloud endpoints, in the shape each api-version has on Azure.
 
-    api-version 2015-01-01 gets the legacy Azure Stack object; newer versions the
-    list of clouds that public Azure serves.
+    * 2015-01-01: the legacy Azure Stack object (``galleryEndpoint``, ``authentication``; no
+      ``resourceManager``), which msrestazure's ``get_cloud_from_metadata_endpoint`` reads;
+    * 2022-09-01: one object, the cloud this Resource Manager serves, which ``az cloud register
+      --endpoint-resource-manager`` reads (azure-cli ``command_modules/cloud/custom.py``
+      ``_populate_from_metadata_endpoint`` passes the body to ``_arm_to_cli_mapper`` as one dict);
+    * the versions in between (2019-05-01, ...): the list of clouds that azure-cli-core's
+      ``ARM_CLOUD_METADATA_URL`` loader iterates (``cloud.py`` ``_convert_arm_to_cli``).
     """
     base = ctx.base_url
-    audience = ctx.state.audience
+    audiences = accepted_audiences(ctx.state)
     if ctx.api_version == "2015-01-01":
         return ok({
             "galleryEndpoint": base + "/gallery/",
             "graphEndpoint": base + "/graph/",
             "portalEndpoint": base + "/portal/",
-            "authentication": {"loginEndpoint": base + "/", "audiences": [audience]},
+            "authentication": {"loginEndpoint": base + "/", "audiences": audiences},
         })
-    return ok([{
-        "name": "AzureFlexEmulator",
+    cloud = {
+        "name": ctx.state.cloud_name,
         "portal": base + "/portal",
         "resourceManager": base + "/",
-        "authentication": {"loginEndpoint": base + "/", "audiences": [audience],
+        "authentication": {"loginEndpoint": base + "/", "audiences": audiences,
                            "tenant": ctx.state.tenant_id, "identityProvider": "AAD"},
         "graph": base + "/graph/",
         "graphAudience": base + "/graph/",
@@ -130,8 +152,11 @@ def metadata_endpoints(ctx):
         "vmImageAliasDoc": "",
         "microsoftGraphResourceId": base + "/graph/",
         "suffixes": {"storage": "core.emulator.invalid", "keyVaultDns": "vault.emulator.invalid",
-                     "acrLoginServer": "azurecr.emulator.invalid"},
-    }])
+                     "acrLoginServer": "azurecr.emulator.invalid", "sqlServerHostname": "database.emulator.invalid"},
+    }
+    if ctx.api_version >= "2022-09-01":
+        return ok(cloud)
+    return ok([cloud])
 
 
 # -- Entra ID authority -----------------------------------------------------------
@@ -152,6 +177,29 @@ def _aad_error(status, error, code, description):
 
 def _known_tenant(state, tenant):
     return tenant.lower() in (state.tenant_id.lower(), "organizations", "common")
+
+
+@route("GET", "/{tenant}/discovery/instance", family=None, auth=False)
+def instance_discovery(ctx):
+    """Entra ID instance discovery (MSAL asks ``/common/discovery/instance?authorization_endpoint=...``).
+
+    Answers for this authority: its tenant discovery document and its aliases (the public cloud's
+    alias group when it serves as login.microsoftonline.com), or ``invalid_instance`` for another host.
+    """
+    endpoint = ctx.query.get("authorization_endpoint") or ""
+    host = ctx.base_url.split("://", 1)[1]
+    parts = endpoint.split("/")
+    # MSAL names the authority by host name alone (no port).
+    if len(parts) < 4 or parts[2].split(":")[0].lower() != host.split(":")[0].lower():
+        return _aad_error(400, "invalid_instance", 50049, "Unknown or invalid instance.")
+    tenant = parts[3] or "common"
+    aliases = PUBLIC_AUTHORITY_ALIASES if host.lower() in PUBLIC_AUTHORITY_ALIASES else [host]
+    return ok({
+        "tenant_discovery_endpoint": "%s/%s/v2.0/.well-known/openid-configuration" % (ctx.base_url, tenant),
+        "api-version": "1.1",
+        "metadata": [{"preferred_network": aliases[0], "preferred_cache": aliases[1] if len(aliases) > 1 else aliases[0],
+                      "aliases": aliases}],
+    })
 
 
 @route("GET", "/{tenant}/v2.0/.well-known/openid-configuration", family=None, auth=False)
@@ -209,14 +257,14 @@ def token(ctx):
                           "scope value with /.default suffixed to the resource identifier (application ID URI)."
                           % form.get("scope", ""))
     audience = resource_scopes[0][: -len("/.default")]
-    if not _same_audience(audience, state.audience):
+    if not _accepted(state, audience):
         return _aad_error(400, "invalid_resource", 500011,
                           "The resource principal named %s was not found in the tenant named %s. This can happen "
                           "if the application has not been installed by the administrator of the tenant."
                           % (audience, tenant))
     lifetime = int(state.settings["token_lifetime"])
     return ok({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
-               "access_token": issue_token(state.audience, state.tenant_id, client_id, lifetime)})
+               "access_token": issue_token(audience, state.tenant_id, client_id, lifetime)})
 
 
 # -- certificate credentials (private_key_jwt) --------------------------------------------------------

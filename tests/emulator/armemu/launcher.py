@@ -34,8 +34,10 @@ class EmulatorError(RuntimeError):
 class Emulator:
     """One emulator process and a small client for /_emulator/."""
 
-    def __init__(self, scenario=None, state_dir=None, python=None, log_path=None):
+    def __init__(self, scenario=None, state_dir=None, python=None, log_path=None, port=None, cert_names=()):
         self.scenario = scenario
+        self.port = port
+        self.cert_names = list(cert_names)
         self.state_dir = os.path.abspath(state_dir or tempfile.mkdtemp(prefix="armemu-"))
         self.python = python or sys.executable
         self.log_path = log_path or os.path.join(self.state_dir, "emulator.log")
@@ -53,6 +55,10 @@ class Emulator:
         cmd = [self.python, "-m", "armemu", "--state-dir", self.state_dir]
         if self.scenario:
             cmd += ["--scenario", os.path.abspath(self.scenario)]
+        if self.port is not None:
+            cmd += ["--port", str(self.port)]
+        for name in self.cert_names:
+            cmd += ["--cert-name", name]
         env = dict(os.environ)
         env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
         with open(self.log_path, "ab") as log:

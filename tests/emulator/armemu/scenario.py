@@ -28,7 +28,8 @@ APP_HEALTH_EXTENSION = {
                    "typeHandlerVersion": "2.0", "autoUpgradeMinorVersion": True,
                    "settings": {"protocol": "http", "port": 80, "requestPath": "/health"}},
 }
-TOP_KEYS = {"tenant_id", "subscription_id", "subscriptions", "clients", "audience", "settings", "resource_groups"}
+TOP_KEYS = {"tenant_id", "subscription_id", "subscriptions", "clients", "audience", "cloud_name", "settings",
+            "resource_groups"}
 
 
 class ScenarioError(ValueError):
@@ -72,6 +73,7 @@ def load(state, spec):
     state.tenant_id = spec.get("tenant_id", DEFAULT_TENANT)
     # A reset starts a new world: without an audience of its own, the scenario gets the default.
     state.audience = spec.get("audience") or identity.DEFAULT_AUDIENCE
+    state.cloud_name = spec.get("cloud_name") or "AzureFlexEmulator"
     default_sub = spec.get("subscription_id", DEFAULT_SUBSCRIPTION)
     subs = [{"id": default_sub, "name": "Emulated subscription"}] + list(spec.get("subscriptions") or [])
     try:

@@ -89,6 +89,18 @@ DEFAULT_SETTINGS = {
     "tags_delete_requires_value": True,
     # Tags API PATCH answers 202 + Location (True) or 200 with the tags (both are in the SDKs' accepted list).
     "tags_update_async": False,
+    # Azure's request limits (throttle.py): ARM's token buckets per subscription and principal and
+    # Compute's per-VM and per-subscription policies, each refusal a 429 with Retry-After. Off, the
+    # headers report full buckets and nothing is refused (the fast suites); on in the scale scenarios.
+    "rate_limits": False,
+    # ARM (and the token endpoint) also accept the audience https://management.core.windows.net/, as
+    # public ARM does (the Azure CLI asks for it); off, only the cloud's own audience is accepted, as on
+    # Azure Stack Hub.
+    "accept_management_core_audience": False,
+    # Flexible members in the scale set's virtualMachines list carry properties.provisioningState. The
+    # spec example (VirtualMachineScaleSetVM_List_WithVirtualMachineResourceId.json) shows none, and
+    # azure.azcollection (PR #1529) tells Flex members apart by its absence: off by default.
+    "flex_vmss_vm_list_provisioning_state": False,
 }
 
 # Settings whose value is one of a few words.
@@ -351,6 +363,8 @@ class State:
         self.startup_scenario = {}
         # The token audience of this cloud's resource manager (its metadata names it).
         self.audience = "https://management.emulator.invalid/"
+        # The cloud's name in its metadata (a scenario serving as public Azure names itself AzureCloud).
+        self.cloud_name = "AzureFlexEmulator"
         self.generation = 0
         self._last_vm_status = {}
         # lower type -> {key: resource}; rebuilt when a reset (a new generation) replaced the resources.

@@ -207,7 +207,9 @@ def validate_protection(policy):
 
 def render_flex_member(state, vmss, vm, detailed=False):
     """A member as the VMSS-VM API shows it on a Flexible set: named by the VM, pointing at the VM resource."""
-    props = {"virtualMachineResourceId": vm.id, "provisioningState": vm.props.get("provisioningState")}
+    props = {"virtualMachineResourceId": vm.id}
+    if detailed or state.settings["flex_vmss_vm_list_provisioning_state"]:
+        props["provisioningState"] = vm.props.get("provisioningState")
     if detailed or state.settings["flex_vm_list_latest_model"]:
         props["latestModelApplied"] = latest_model_applied(vm, vmss)
     if detailed:

@@ -61,7 +61,7 @@ class Clients:
         env = emu.env
         self.verify = env["REQUESTS_CA_BUNDLE"]
         meta = requests.get(env["AZURE_CLOUD_ENVIRONMENT"] + "/metadata/endpoints?api-version=2022-09-01",
-                            verify=self.verify, timeout=10).json()[0]
+                            verify=self.verify, timeout=10).json()
         self.subscription_id = env["AZURE_SUBSCRIPTION_ID"]
         self.credential = ClientSecretCredential(
             env["AZURE_TENANT"], env["AZURE_CLIENT_ID"], env["AZURE_SECRET"],

@@ -45,7 +45,7 @@ class Sdk:
 
         env = emu.env
         meta = requests.get(env["AZURE_CLOUD_ENVIRONMENT"] + "/metadata/endpoints?api-version=2022-09-01",
-                            verify=env["REQUESTS_CA_BUNDLE"], timeout=10).json()[0]
+                            verify=env["REQUESTS_CA_BUNDLE"], timeout=10).json()
         self.subscription_id = env["AZURE_SUBSCRIPTION_ID"]
         self.audience = meta["authentication"]["audiences"][0]
         self.credential = ClientSecretCredential(

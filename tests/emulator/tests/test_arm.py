@@ -74,7 +74,8 @@ def test_ratelimit_header_names_the_bucket(sdk, raw, method, suffix, body, bucke
     assert names == ["x-ms-ratelimit-remaining-subscription-" + bucket]
 
 
-def test_ratelimit_counts_down(sdk, raw):
+def test_ratelimit_counts_down(emu, sdk, raw):
+    emu.settings(rate_limits=True)
     values = [int(raw("GET", vm_id(sdk.subscription_id, JUMPBOX), api_version=COMPUTE_API)
                   .headers["x-ms-ratelimit-remaining-subscription-reads"]) for _ in range(3)]
     assert values[0] > values[2]

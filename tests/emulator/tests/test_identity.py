@@ -40,18 +40,25 @@ def test_https_with_generated_ca_only(emu):
 # -- cloud metadata ----------------------------------------------------------------------------
 
 
-def test_metadata_endpoints_cloud_list(emu):
+def test_metadata_endpoints_one_cloud(emu):
+    # 2022-09-01 (what `az cloud register --endpoint-resource-manager` asks for): this cloud, one object.
     reply = _meta(emu, "2022-09-01")
     assert reply.status_code == 200
     assert reply.headers["Content-Type"].startswith("application/json")
-    clouds = reply.json()
-    assert isinstance(clouds, list) and len(clouds) == 1
-    cloud = clouds[0]
+    cloud = reply.json()
+    assert isinstance(cloud, dict)
     assert cloud["resourceManager"] == emu.url + "/"
     assert cloud["authentication"]["loginEndpoint"] == emu.url + "/"
     assert cloud["authentication"]["audiences"] == ["https://management.emulator.invalid/"]
     assert cloud["authentication"]["tenant"] == emu.env["AZURE_TENANT"]
     assert cloud["name"]
+
+
+def test_metadata_endpoints_cloud_list(emu):
+    # 2019-05-01 (azure-cli-core's ARM_CLOUD_METADATA_URL loader): a list of clouds.
+    clouds = _meta(emu, "2019-05-01").json()
+    assert isinstance(clouds, list) and len(clouds) == 1
+    assert clouds[0] == _meta(emu, "2022-09-01").json()
 
 
 def test_metadata_endpoints_azure_stack_format(emu):
@@ -256,7 +263,7 @@ def test_token_for_another_audience_is_refused(emu, sdk, raw):
     assert reply.status_code == 401
     assert reply.json()["error"]["code"] == "InvalidAuthenticationTokenAudience"
     # After the reset the default audience is back: the metadata says so and its tokens work.
-    assert _meta(emu, "2022-09-01").json()[0]["authentication"]["audiences"] == [
+    assert _meta(emu, "2022-09-01").json()["authentication"]["audiences"] == [
         "https://management.emulator.invalid/"]
     assert raw("GET", vm_id(sdk.subscription_id, JUMPBOX), api_version=COMPUTE_API).status_code == 200
 

@@ -61,6 +61,21 @@ def test_client_options():
     assert options["connection_verify"] == "/ca.pem"
     assert options["user_agent"] == USER_AGENT
     assert options["retry_policy"].rules is clients.retry_rules
+    assert options["retry_policy"].budget is clients.rate_budget
+
+
+def test_clients_share_one_connection_pool_big_enough_for_every_worker():
+    clients = AzureClients(FakeCredential(), SUBSCRIPTION_ID, CLOUD)
+
+    session = clients._shared_session()  # pylint: disable=protected-access
+
+    assert clients._shared_session() is session  # pylint: disable=protected-access
+    adapter = session.get_adapter(BASE_URL)
+    assert adapter._pool_maxsize == _clients.CONNECTION_POOL_SIZE  # pylint: disable=protected-access
+    assert adapter.max_retries.total is False
+    compute, network = clients.compute(), clients.network()
+    assert compute._client._pipeline._transport.session is session  # pylint: disable=protected-access
+    assert network._client._pipeline._transport.session is session  # pylint: disable=protected-access
 
 
 def test_no_connection_verify_override_without_a_ca_bundle():
@@ -243,3 +258,9 @@ def test_importing_module_utils_needs_no_azure_package():
 
     assert completed.returncode == 0, completed.stderr
     assert len(names) >= 7
+
+
+def test_connection_pool_holds_every_worker_a_task_may_run():
+    from ansible_collections.azure_flex.vmss.plugins.module_utils._module import MAX_PARALLEL_LIMIT
+
+    assert _clients.CONNECTION_POOL_SIZE > MAX_PARALLEL_LIMIT

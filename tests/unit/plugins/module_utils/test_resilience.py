@@ -17,7 +17,11 @@ from azure.core.rest import HttpRequest
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, OperationTimeoutError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import (
     Deadline,
+    OperationTimer,
+    RateBudget,
+    operation_kind,
     RetryRules,
+    request_kind,
     build_retry_policy,
     retry_after_seconds,
     run_operation,
@@ -217,6 +221,181 @@ def test_pipeline_retries_unsent_post_but_not_a_post_that_may_have_run():
     with pytest.raises(ServiceResponseError):
         maybe_ran.send("POST")
     assert len(maybe_ran.adapter.requests) == 1
+
+
+# -- the shared request budget (ARM's rate-limit headers) -------------------------------------
+
+def reads_left(count):
+    return {"x-ms-ratelimit-remaining-subscription-reads": str(count)}
+
+
+@pytest.mark.parametrize("method, kind", [("GET", "reads"), ("head", "reads"), ("PUT", "writes"), ("POST", "writes"),
+                                          ("PATCH", "writes"), ("DELETE", "deletes")])
+def test_request_kinds_are_arms_buckets(method, kind):
+    assert request_kind(method) == kind
+
+
+def test_budget_never_paces_before_the_server_reported():
+    budget = RateBudget(clock=FakeClock())
+
+    assert [budget.reserve("GET") for _ in range(1000)] == [0.0] * 1000
+    budget.observe("GET", {})  # a response without the header changes nothing
+    assert budget.reserve("GET") == 0.0
+
+
+def test_budget_follows_the_servers_count_and_queues_when_empty():
+    clock = FakeClock()
+    budget = RateBudget(clock=clock)
+    budget.reserve("GET")
+    budget.observe("GET", reads_left(2))
+
+    # Two tokens left: two requests go at once; the next ones wait one refill interval (1/25 s) each,
+    # in turn, instead of all at the same moment.
+    waits = [budget.reserve("GET") for _ in range(5)]
+
+    assert waits[:2] == [0.0, 0.0]
+    assert waits[2:] == pytest.approx([0.04, 0.08, 0.12])
+    assert budget.summary() == {"paced_requests": 3, "paced_seconds": 0.24}
+
+
+def test_budget_refills_at_the_documented_rate_up_to_the_bucket_seen():
+    clock = FakeClock()
+    budget = RateBudget(clock=clock)
+    budget.reserve("PUT")
+    budget.observe("PUT", {"x-ms-ratelimit-remaining-subscription-writes": "199"})
+    # A minute later the bucket is full again (200), not 199 + 600.
+    clock.advance(60)
+    assert [budget.reserve("PUT") for _ in range(200)] == [0.0] * 200
+    assert budget.reserve("PUT") == pytest.approx(0.1)
+
+
+def test_budget_counts_requests_in_flight_against_what_the_server_reported():
+    clock = FakeClock()
+    budget = RateBudget(clock=clock)
+    for _ in range(4):
+        budget.reserve("GET")
+    # The first answer says 3 left, but three more requests are on their way: nothing is left for a fifth.
+    budget.observe("GET", reads_left(3))
+
+    assert budget.reserve("GET") == pytest.approx(0.04)
+
+
+def test_budget_kinds_are_separate_and_a_throttled_response_empties_its_kind():
+    clock = FakeClock()
+    budget = RateBudget(clock=clock)
+    budget.reserve("POST")
+    budget.observe("POST", {"x-ms-ratelimit-remaining-subscription-writes": "0", "Retry-After": "1"})
+    budget.reserve("GET")
+    budget.observe("GET", reads_left(100))
+
+    assert budget.reserve("POST") == pytest.approx(0.1)
+    assert budget.reserve("GET") == 0.0
+    assert budget.reserve("DELETE") == 0.0
+
+
+def test_abandoned_requests_no_longer_count_as_in_flight():
+    clock = FakeClock()
+    budget = RateBudget(clock=clock)
+    budget.reserve("GET")
+    budget.reserve("GET")
+    budget.abandon("GET")
+    budget.observe("GET", reads_left(1))
+
+    assert budget.reserve("GET") == 0.0
+
+
+def test_pipeline_paces_requests_by_the_shared_budget():
+    clock = FakeClock()
+    budget = RateBudget(clock=clock)
+    transport, adapter = scripted_transport([reply(200, {}, reads_left(0)), reply(200, {}, reads_left(0))])
+    sleeps = []
+    transport.sleep = sleeps.append
+    client = PipelineClient(BASE_URL, transport=transport, policies=[build_retry_policy(RetryRules(), budget)])
+
+    for _ in range(2):
+        client.send_request(HttpRequest("GET", BASE_URL + "/subscriptions/s/resourceGroups/rg"))
+
+    # The first went at once and reported an empty bucket; the second waited for its token.
+    assert sleeps == [pytest.approx(0.04)]
+    assert len(adapter.requests) == 2
+
+
+def test_pipeline_paces_no_longer_than_the_deadline():
+    clock = FakeClock()
+    budget = RateBudget(refill_per_second={"reads": 0.001}, clock=clock)
+    budget.reserve("GET")
+    budget.observe("GET", reads_left(0))
+    transport, _adapter = scripted_transport([reply(200, {})])
+    sleeps = []
+    transport.sleep = sleeps.append
+    rules = RetryRules(deadline=Deadline(7))
+    client = PipelineClient(BASE_URL, transport=transport, policies=[build_retry_policy(rules, budget)])
+
+    client.send_request(HttpRequest("GET", BASE_URL + "/subscriptions/s"))
+
+    assert len(sleeps) == 1 and 6 < sleeps[0] <= 7
+
+
+# -- when to poll an operation ------------------------------------------------------------------
+
+STATUS = "https://arm.test.invalid/subscriptions/s/providers/Microsoft.Compute/locations/l/operations/%d?p=x"
+
+
+def test_operations_are_grouped_by_what_they_do():
+    vm = "https://arm.test.invalid/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
+    assert operation_kind("POST", vm + "/restart?api-version=2024-07-01") == "restart"
+    assert operation_kind("DELETE", vm) == "DELETE virtualmachines"
+
+
+def test_timer_puts_off_first_polls_once_operations_of_the_kind_have_finished():
+    clock = FakeClock()
+    timer = OperationTimer(clock=clock)
+    for index in range(3):
+        timer.started(STATUS % index, "restart")
+    # Nothing finished yet: poll when the SDK wants to.
+    assert timer.delay_before_poll(STATUS % 0) == 0.0
+    clock.advance(1)
+    for index in range(3):
+        timer.polled(STATUS % index, {"status": "InProgress"})
+    clock.advance(3)
+    for index in range(3):
+        timer.polled(STATUS % index, {"status": "Succeeded"})
+    # Restarts take about 4 s here: a new one is first checked 4 s after it started ...
+    timer.started(STATUS % 9, "restart")
+    assert timer.delay_before_poll(STATUS % 9) == pytest.approx(4.0)
+    clock.advance(1)
+    assert timer.delay_before_poll(STATUS % 9) == pytest.approx(3.0)
+    # ... another kind, a finished operation or an unknown URL is never held back.
+    timer.started(STATUS % 10, "deallocate")
+    assert timer.delay_before_poll(STATUS % 10) == 0.0
+    assert timer.delay_before_poll(STATUS % 0) == 0.0
+    assert timer.delay_before_poll("https://arm.test.invalid/subscriptions/s/resourceGroups/rg") == 0.0
+    assert timer.last_status(STATUS % 0) == {"status": "Succeeded"}
+
+
+def test_pipeline_learns_operation_times_from_the_status_urls():
+    clock = FakeClock()
+    timer = OperationTimer(clock=clock)
+    accepted = {"Azure-AsyncOperation": STATUS % 1, "Retry-After": "1"}
+    script = []
+    for _ in range(3):
+        script += [reply(202, None, accepted), reply(200, {"status": "Succeeded"})]
+    script += [reply(202, None, accepted), reply(200, {"status": "InProgress"})]
+    transport, _adapter = scripted_transport(script)
+    sleeps = []
+    transport.sleep = lambda seconds: (sleeps.append(seconds), clock.advance(seconds))
+    client = PipelineClient(BASE_URL, transport=transport, policies=[build_retry_policy(RetryRules(), None, timer)])
+    action = BASE_URL + "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm/restart"
+    for _ in range(3):
+        client.send_request(HttpRequest("POST", action))
+        clock.advance(5)
+        client.send_request(HttpRequest("GET", STATUS % 1))
+    assert sleeps == []
+    client.send_request(HttpRequest("POST", action))
+    clock.advance(1)
+    client.send_request(HttpRequest("GET", STATUS % 1))
+    # Restarts took 5 s: the first poll of the fourth one waits the other 4 s.
+    assert sleeps == [pytest.approx(4.0)]
 
 
 # -- long-running operation waits -------------------------------------------------------------
