@@ -238,7 +238,7 @@ def test_request_kinds_are_arms_buckets(method, kind):
 def test_budget_never_paces_before_the_server_reported():
     budget = RateBudget(clock=FakeClock())
 
-    assert [budget.reserve("GET") for _ in range(1000)] == [0.0] * 1000
+    assert [budget.reserve("GET") for _request in range(1000)] == [0.0] * 1000
     budget.observe("GET", {})  # a response without the header changes nothing
     assert budget.reserve("GET") == 0.0
 
@@ -251,7 +251,7 @@ def test_budget_follows_the_servers_count_and_queues_when_empty():
 
     # Two tokens left: two requests go at once; the next ones wait one refill interval (1/25 s) each,
     # in turn, instead of all at the same moment.
-    waits = [budget.reserve("GET") for _ in range(5)]
+    waits = [budget.reserve("GET") for _request in range(5)]
 
     assert waits[:2] == [0.0, 0.0]
     assert waits[2:] == pytest.approx([0.04, 0.08, 0.12])
@@ -265,14 +265,14 @@ def test_budget_refills_at_the_documented_rate_up_to_the_bucket_seen():
     budget.observe("PUT", {"x-ms-ratelimit-remaining-subscription-writes": "199"})
     # A minute later the bucket is full again (200), not 199 + 600.
     clock.advance(60)
-    assert [budget.reserve("PUT") for _ in range(200)] == [0.0] * 200
+    assert [budget.reserve("PUT") for _request in range(200)] == [0.0] * 200
     assert budget.reserve("PUT") == pytest.approx(0.1)
 
 
 def test_budget_counts_requests_in_flight_against_what_the_server_reported():
     clock = FakeClock()
     budget = RateBudget(clock=clock)
-    for _ in range(4):
+    for _round in range(4):
         budget.reserve("GET")
     # The first answer says 3 left, but three more requests are on their way: nothing is left for a fifth.
     budget.observe("GET", reads_left(3))
@@ -312,7 +312,7 @@ def test_pipeline_paces_requests_by_the_shared_budget():
     transport.sleep = sleeps.append
     client = PipelineClient(BASE_URL, transport=transport, policies=[build_retry_policy(RetryRules(), budget)])
 
-    for _ in range(2):
+    for _round in range(2):
         client.send_request(HttpRequest("GET", BASE_URL + "/subscriptions/s/resourceGroups/rg"))
 
     # The first went at once and reported an empty bucket; the second waited for its token.
@@ -378,7 +378,7 @@ def test_pipeline_learns_operation_times_from_the_status_urls():
     timer = OperationTimer(clock=clock)
     accepted = {"Azure-AsyncOperation": STATUS % 1, "Retry-After": "1"}
     script = []
-    for _ in range(3):
+    for _round in range(3):
         script += [reply(202, None, accepted), reply(200, {"status": "Succeeded"})]
     script += [reply(202, None, accepted), reply(200, {"status": "InProgress"})]
     transport, _adapter = scripted_transport(script)
@@ -386,7 +386,7 @@ def test_pipeline_learns_operation_times_from_the_status_urls():
     transport.sleep = lambda seconds: (sleeps.append(seconds), clock.advance(seconds))
     client = PipelineClient(BASE_URL, transport=transport, policies=[build_retry_policy(RetryRules(), None, timer)])
     action = BASE_URL + "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm/restart"
-    for _ in range(3):
+    for _round in range(3):
         client.send_request(HttpRequest("POST", action))
         clock.advance(5)
         client.send_request(HttpRequest("GET", STATUS % 1))
