@@ -36,9 +36,11 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     ABSENT,
     CODE_NOT_A_MEMBER,
+    ScaleSetRef,
     SelectionCriteria,
     member_from_vm,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._upgrades import UpgradeClient
 
 # A transitional power state counts as the state it is heading for.
 SETTLING = {"starting": "running", "stopping": "stopped", "deallocating": "deallocated"}
@@ -152,6 +154,35 @@ class SimulateEviction(Action):
         return "deallocated"
 
 
+class Upgrade(Action):
+    """Bring a member to the scale set's latest model: the scale set's manual upgrade with the VM's name as its
+    instance id (Flexible). One call per member, so each member has its own result and wait.
+
+    Idempotent: a member whose ``latest_model`` is true (``read_latest_model``) is skipped, named or not; one
+    Azure does not say about (null) is upgraded, as Azure decides what is left to apply. ``params`` carries
+    the ``scale_set`` (the selection's summary).
+    """
+
+    def extra_skip_reason(self, member, named):
+        return "already on the latest model" if member.get("latest_model") is True else None
+
+    def predicted(self, member):
+        return self.settled(member)
+
+    def begin(self, compute, member, params):
+        return UpgradeClient(compute, ScaleSetRef.parse(params["scale_set"]["id"])).begin_manual_upgrade(
+            [member["name"]])
+
+
+def read_latest_model(module, scale_set, members):
+    """Set each member's ``latest_model`` (True, False, or None where Azure does not say) from the scale set's
+    VM list: one listing for the whole set, whatever the number of members."""
+    by_name = UpgradeClient(module.clients.compute(), ScaleSetRef.parse(scale_set["id"])).latest_model_by_member()
+    for member in members:
+        member["latest_model"] = by_name.get(str(member["name"]).lower())
+    return members
+
+
 ACTIONS = {
     "start": Start("start", goal="running"),
     "power_off": PowerOff("power_off", goal="stopped", description="power off"),
@@ -162,6 +193,7 @@ ACTIONS = {
     "perform_maintenance": PerformMaintenance("perform_maintenance", description="perform maintenance on"),
     "simulate_eviction": SimulateEviction("simulate_eviction", needs=("running",), description="simulate eviction of"),
     "delete": Action("delete", goal=ABSENT),
+    "upgrade": Upgrade("upgrade", description="upgrade to the latest model"),
 }
 
 # Options that only mean something with one action.

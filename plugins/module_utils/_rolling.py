@@ -70,7 +70,7 @@ DONE_TAG = "azure-flex-rolling-run"
 # Azure's limit for a tag value.
 TAG_VALUE_MAX = 256
 
-ROLLING_ACTIONS = ("restart", "reimage", "redeploy")
+ROLLING_ACTIONS = ("restart", "reimage", "redeploy", "upgrade")
 BATCH_BY = ("auto", "none", "fault_domain", "zone")
 PROTECTED_HANDLING = ("skip", "fail", "attempt")
 STEPS = ("plan", "precheck", "batch", "batches", "mark")
@@ -340,6 +340,8 @@ def plan_batches(members, settings, run_id, scale_set=None):
             done_before.append(name)
         elif member.get("power_state") not in ACTIONABLE_POWER_STATES:
             reason = "not running (power state %s)" % (member.get("power_state") or "unknown")
+        elif settings.action == "upgrade" and member.get("latest_model") is True:
+            reason = "already on the latest model"
         else:
             locks = _blocking(member)
             if locks and settings.protected == "skip":
@@ -703,7 +705,7 @@ def run_batch(module, settings, run, batch, mark=True, reuse_read_seconds=0):
         report.update(acted=[member["name"] for member in todo], seconds=round(time.monotonic() - started, 1))
         return report, run
 
-    gate = HealthGate(module, settings, run["marker"] if mark else None)
+    gate = HealthGate(module, settings, run["marker"] if mark else None, run["scale_set"])
     gate.run(todo)
     report.update(acted=gate.acted, passed=gate.passed, done=gate.marked, failed=gate.failed,
                   unhealthy=gate.unhealthy, action_seconds=gate.action_seconds, health_seconds=gate.health_seconds)
@@ -789,11 +791,13 @@ class HealthGate:
     or refused, makes the member failed.
     """
 
-    def __init__(self, module, settings, marker):
+    def __init__(self, module, settings, marker, scale_set):
         self.module = module
         self.settings = settings
         self.marker = marker
         self.action = ACTIONS[settings.action]
+        # The scale set goes with the action's options: the model upgrade is a call on the scale set.
+        self.action_params = dict(settings.action_params, scale_set=scale_set)
         self.acted, self.passed, self.marked, self.failed, self.unhealthy = [], [], [], [], []
         self.observed = {}
         self.action_seconds = None
@@ -859,7 +863,7 @@ class HealthGate:
 
     def _begin(self, member):
         compute = self.module.clients.compute()
-        poller = start_operation(lambda: self.action.begin(compute, member, self.settings.action_params),
+        poller = start_operation(lambda: self.action.begin(compute, member, self.action_params),
                                  "%s VM %s" % (self.action.description, member["name"]))
         poller.add_done_callback(lambda _method: self._wake.set())
         return poller

@@ -19,8 +19,9 @@ description:
   - The power state of every targeted member is read from the compute API before deciding, never from Resource
     Graph alone (it can lag by a minute), so the state actions are idempotent.
   - State actions (V(start), V(power_off), V(deallocate), V(delete)) skip members already in that state and
-    report C(changed=false) when there is nothing to do. One-shot actions (V(restart), V(redeploy),
-    V(reimage), V(perform_maintenance), V(simulate_eviction)) act every time.
+    report C(changed=false) when there is nothing to do. V(upgrade) skips members already on the scale set's
+    latest model. One-shot actions (V(restart), V(redeploy), V(reimage), V(perform_maintenance),
+    V(simulate_eviction)) act every time.
   - Members selected by V(all) or by a filter that cannot take the action are skipped and reported with the
     reason (for example V(restart) of a deallocated member, V(simulate_eviction) of a regular VM,
     V(perform_maintenance) without pending maintenance). Members named in O(instances) are always attempted,
@@ -47,10 +48,16 @@ options:
       - V(perform_maintenance) starts platform maintenance that is pending on the members.
       - V(simulate_eviction) simulates the eviction of Spot members.
       - V(delete) deletes members through the scale set's batch delete; see O(force_deletion).
+      - V(upgrade) brings members to the scale set's latest model (Uniform's "update instances"): the scale set's
+        manual upgrade with each member's VM name, one call per member. Which members are behind is read from
+        the scale set's VM list (C(latestModelApplied)); members already on the latest model are skipped, members
+        Azure says nothing about are upgraded. The member is briefly down while Azure applies the model. For an
+        upgrade in batches with a health gate, use the role C(azure_flex.vmss.rolling_upgrade); for Azure's own
+        rolling upgrade policy, M(azure_flex.vmss.flex_upgrade_policy).
     type: str
     required: true
     choices: [start, power_off, deallocate, restart, redeploy, reimage, perform_maintenance, simulate_eviction,
-              delete]
+              delete, upgrade]
   instances:
     description:
       - Names of the member VMs, or V(all). Required, so that acting on every member is always explicit.
@@ -105,7 +112,8 @@ attributes:
   idempotent:
     support: partial
     details:
-      - V(start), V(power_off), V(deallocate) and V(delete) are idempotent. The other actions act every time.
+      - V(start), V(power_off), V(deallocate), V(delete) and V(upgrade) are idempotent. The other actions act every
+        time.
 seealso:
   - module: azure_flex.vmss.flex_list_instances
 notes:
@@ -138,6 +146,13 @@ EXAMPLES = r"""
     action: reimage
     instances: [web_1a2b3c4d, web_5e6f7a8b]
     exact_version: 1.2.3
+
+- name: Bring the members that are behind to the scale set's latest model (a second run changes nothing)
+  azure_flex.vmss.flex_instance_action:
+    resource_group: web-rg
+    scale_set: web
+    action: upgrade
+    instances: all
 
 - name: Delete members (idempotent, a second run changes nothing)
   azure_flex.vmss.flex_instance_action:
@@ -199,6 +214,12 @@ instances:
           was just acted on is not reported C(absent) on the strength of one 404.
       type: str
       sample: running
+    latest_model:
+      description:
+        - With O(action=upgrade), whether the member runs the scale set's latest model (after the upgrade when it
+          was waited for); null when Azure does not say.
+      type: bool
+      returned: with O(action=upgrade)
     fault_domain:
       description: Platform fault domain of the member.
       type: int
@@ -256,10 +277,12 @@ retries:
 from ansible_collections.azure_flex.vmss.plugins.module_utils._actions import (
     ACTION_OPTIONS_ARGUMENT_SPEC,
     ACTIONS,
+    Upgrade,
     act_delete,
     act_one_by_one,
     check_action_options,
     plan_members,
+    read_latest_model,
     refresh_after,
     respect_protection,
     select_for_delete,
@@ -300,7 +323,14 @@ def run(module):
         selection.members = selector.refresh(selection.members, criteria)
     else:
         selection = selector.select_current(criteria)
+    if isinstance(action, Upgrade):
+        # The manual upgrade needs the scale set; whether a member is behind comes from its VM list.
+        params = dict(params, scale_set=selection.scale_set)
+        read_latest_model(module, selection.scale_set, selection.members)
     planned = plan_members(action, selection.members, named)
+    if isinstance(action, Upgrade):
+        for entry, member in planned:
+            entry["latest_model"] = member.get("latest_model")
     if not params["attempt_protected"]:
         respect_protection(module, action, planned, named, selection.scale_set)
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
@@ -325,6 +355,10 @@ def run(module):
                 entry.update(status="started", after=None)
         if waited:
             refresh_after(module, action, waited)
+            if isinstance(action, Upgrade):
+                latest = read_latest_model(module, selection.scale_set, [dict(member) for _entry, member in waited])
+                for (entry, _member), member in zip(waited, latest):
+                    entry["latest_model"] = member["latest_model"]
 
     entries = [entry for entry, _member in planned]
     return module.report_members(selection.scale_set, entries, "instances", action.description)

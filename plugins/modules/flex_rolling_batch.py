@@ -60,9 +60,11 @@ options:
   action:
     description:
       - The action of the run.
+      - V(upgrade) brings members to the scale set's latest model (the scale set's manual upgrade with each member's
+        VM name); members already on it are left out of the plan.
     type: str
     default: restart
-    choices: [restart, reimage, redeploy]
+    choices: [restart, reimage, redeploy, upgrade]
   run_id:
     description:
       - Names the run (O(step=plan)). Members carrying the mark C(<action>:<run id>) are skipped, so an
@@ -416,6 +418,7 @@ import json
 import time
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.azure_flex.vmss.plugins.module_utils._actions import read_latest_model
 from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import ProtectionReader
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import MemberFailures, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
@@ -513,6 +516,9 @@ def plan(module, settings, ref):
     selector = module.selector()
     scale_set = selector.get_scale_set(ref)
     members = selector.list_members(scale_set, member_source="compute")
+    if settings.action == "upgrade":
+        # Members already on the latest model are left out of the plan.
+        read_latest_model(module, scale_set, members)
     if settings.protected != "attempt":
         protections = ProtectionReader(module.clients, module.subscription_id, scale_set,
                                        module.fan_out).protection_by_member(members)

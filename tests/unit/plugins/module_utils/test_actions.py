@@ -286,3 +286,31 @@ def test_a_404_after_a_delete_means_absent_at_once():
     fake = _FlakyReads(misses=99)
     state = module.power_state_after(fake, module.ACTIONS["delete"], member("web_1"), sleep=lambda seconds: None)
     assert (state, fake.reads, fake.warnings) == ("absent", 1, [])
+
+
+def test_upgrade_skips_members_on_the_latest_model_named_or_not_and_upgrades_the_others():
+    upgrade = module.ACTIONS["upgrade"]
+    current, behind, unknown = (dict(member(name), latest_model=value)
+                                for name, value in (("web_1", True), ("web_2", False), ("web_3", None)))
+    for named in (False, True):
+        planned = module.plan_members(upgrade, [current, behind, unknown], named=named)
+        assert [(entry["status"], entry.get("reason")) for entry, _member in planned] == [
+            ("skipped", "already on the latest model"), ("act", None), ("act", None)]
+        assert [entry["after"] for entry, _member in planned] == ["running"] * 3
+
+
+def test_upgrade_is_the_scale_sets_manual_upgrade_with_the_vm_name():
+    calls = []
+
+    class ScaleSets:
+        def begin_update_instances(self, resource_group, scale_set, body):
+            calls.append((resource_group, scale_set, body))
+
+    compute = type("Compute", (), {"virtual_machine_scale_sets": ScaleSets()})()
+    scale_set = {"id": "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/set-rg/providers/"
+                       "Microsoft.Compute/virtualMachineScaleSets/web",
+                 "name": "web", "resource_group": "set-rg"}
+
+    module.ACTIONS["upgrade"].begin(compute, member("web_2"), {"scale_set": scale_set})
+
+    assert calls == [("set-rg", "web", {"instanceIds": ["web_2"]})]
