@@ -773,6 +773,12 @@ def _update_vm(ctx, vm, body, replace):
             vm.props[key].update(copy.deepcopy(value))
         else:
             vm.props[key] = copy.deepcopy(value)
+    op = start_vm_update(ctx, state, vm)
+    return lro.accepted(ctx, op, status=200, body=render_vm(state, vm), location=False)
+
+
+def start_vm_update(ctx, state, vm):
+    """A VM update's LRO: provisioning Updating now, Succeeded when it ends (back as it was if it is cancelled)."""
     previous = vm.props.get("provisioningState")
     vm.props["provisioningState"] = "Updating"
     _etag(vm)
@@ -788,9 +794,8 @@ def _update_vm(ctx, vm, body, replace):
             vm.props["provisioningState"] = previous
             state.save(vm)
 
-    op = lro.start(ctx, "Microsoft.Compute", vm.body["location"], "update", state.duration("update"), complete,
-                   restore, target=vm.id)
-    return lro.accepted(ctx, op, status=200, body=render_vm(state, vm), location=False)
+    return lro.start(ctx, "Microsoft.Compute", vm.body["location"], "update", state.duration("update"), complete,
+                     restore, target=vm.id)
 
 
 @route("PATCH", RG + "/virtualMachines/{vm}", family="compute", lock_op="write", starts_operation=True)

@@ -248,23 +248,7 @@ def put_flex_member(ctx, vmss):
     props = body.get("properties") or {}
     if "protectionPolicy" in props or ctx.method == "PUT":
         vm.emu["protection"] = validate_protection(props.get("protectionPolicy"))
-    previous = vm.props.get("provisioningState")
-    vm.props["provisioningState"] = "Updating"
-    compute._etag(vm)
-    state.save(vm)
-
-    def complete(op):
-        if state.get(vm.id) is vm:
-            vm.props["provisioningState"] = "Succeeded"
-            state.save(vm)
-
-    def restore(op):
-        if state.get(vm.id) is vm:
-            vm.props["provisioningState"] = previous
-            state.save(vm)
-
-    op = lro.start(ctx, "Microsoft.Compute", vm.body["location"], "update", state.duration("update"), complete,
-                   restore, target=vm.id)
+    op = compute.start_vm_update(ctx, state, vm)
     return lro.accepted(ctx, op, status=200, body=render_flex_member(state, vmss, vm, detailed=True), location=False)
 
 
