@@ -48,8 +48,8 @@ options:
       - V(perform_maintenance) starts platform maintenance that is pending on the members.
       - V(simulate_eviction) simulates the eviction of Spot members.
       - V(delete) deletes members through the scale set's batch delete; see O(force_deletion).
-      - V(upgrade) brings members to the scale set's latest model (Uniform's "update instances"): the scale set's
-        manual upgrade with each member's VM name, one call per member. Which members are behind is read from
+      - V(upgrade) brings members to the scale set's latest model (Uniform's "update instances") through the scale
+        set's manual upgrade with each member's VM name, one call per member. Which members are behind is read from
         the scale set's VM list (C(latestModelApplied)); members already on the latest model are skipped, members
         Azure says nothing about are upgraded. The member is briefly down while Azure applies the model. For an
         upgrade in batches with a health gate, use the role C(azure_flex.vmss.rolling_upgrade); for Azure's own
