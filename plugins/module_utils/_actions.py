@@ -35,6 +35,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     ABSENT,
+    BULK_READ_MIN,
     CODE_NOT_A_MEMBER,
     ScaleSetRef,
     SelectionCriteria,
@@ -340,9 +341,25 @@ def power_state_after(module, action, member, sleep=time.sleep):
     return UNKNOWN
 
 
-def refresh_after(module, action, acted):
-    """Read the power state of acted-on members after the wait, so RV(after) is observed, not assumed."""
-    for outcome in module.fan_out(lambda pair: power_state_after(module, action, pair[1]), acted):
+def refresh_after(module, action, acted, scale_set=None):
+    """Read the power state of acted-on members after the wait, so RV(after) is observed, not assumed.
+
+    Many members of ``scale_set`` are read with one listing of the set with instance views
+    (``ScaleSetSelector.current_members``); a member the listing does not show is read on its own
+    (``power_state_after``: a 404 right after an action is read again), so the listing never reports a member
+    gone that Azure only briefly did not show.
+    """
+    todo = list(acted)
+    if scale_set is not None and len(todo) > BULK_READ_MIN:
+        listed = module.selector().current_members([member for _entry, member in todo], scale_set)
+        unseen = []
+        for (entry, member), current in zip(todo, listed):
+            if current["power_state"] == ABSENT and action.goal != ABSENT:
+                unseen.append((entry, member))
+            else:
+                entry["after"] = current["power_state"]
+        todo = unseen
+    for outcome in module.fan_out(lambda pair: power_state_after(module, action, pair[1]), todo):
         outcome.item[0]["after"] = outcome.result if outcome.ok else None
 
 

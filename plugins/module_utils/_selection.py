@@ -607,6 +607,10 @@ class Selection:
         self.total_members = total_members
 
 
+# From how many members on, current state is read with one listing of the scale set with instance views rather
+# than a read of each member (the listing pages 100 VMs at a time).
+BULK_READ_MIN = 10
+
 class ScaleSetSelector:
     """Resolves ``SelectionCriteria`` against Azure."""
 
@@ -736,23 +740,33 @@ class ScaleSetSelector:
     def select_current(self, criteria):
         """``select``, deciding the state filters from each member's current state (see ``refresh``)."""
         selection = self.select(criteria.scope_only())
-        selection.members = self.refresh(selection.members, criteria)
+        selection.members = self.refresh(selection.members, criteria, selection.scale_set)
         return selection
 
-    def refresh(self, members, criteria):
+    def refresh(self, members, criteria, scale_set=None):
         """``members`` as they are now (``current_members``, unless listed from the compute API already),
         filtered by ``criteria``, in name order."""
         if criteria.member_source != "compute":
-            members = self.current_members(members)
+            members = self.current_members(members, scale_set)
         return sorted(self._apply_filters(members, criteria), key=lambda member: (member["name"] or "").lower())
 
-    def current_members(self, members):
-        """``members`` as the compute API sees them now, read again concurrently.
+    def current_members(self, members, scale_set=None):
+        """``members`` as the compute API sees them now.
 
         Resource Graph can lag by a minute, so modules that decide from a member's state (or tags) read it
         again before deciding. A member deleted in the meantime keeps its listed fields, with power state
-        ``absent``.
+        ``absent``. More than ``BULK_READ_MIN`` members of ``scale_set`` are read with one listing of the set
+        with instance views (100 VMs a page: 10 requests for 1,000 members instead of 1,000, which matters
+        against ARM's read budget of 25 a second); fewer, or without ``scale_set``, each is read on its own.
         """
+        if scale_set is not None and len(members) > BULK_READ_MIN:
+            listed = {str(vm.get("name") or "").lower(): vm for vm in self._list_compute_vms(scale_set, True)}
+            current = []
+            for member in members:
+                vm = listed.get(str(member.get("name") or "").lower())
+                current.append(member_from_vm(vm) if vm is not None else dict(member, power_state=ABSENT))
+            return current
+
         def read(member):
             try:
                 return member_from_vm(self._read_vm(member["resource_group"], member["name"]))
@@ -768,20 +782,27 @@ class ScaleSetSelector:
             current.append(outcome.result)
         return current
 
-    def _list_compute_vms(self, scale_set):
-        """The member VMs (REST layout, without instance view) as the compute API lists them."""
+    def _list_compute_vms(self, scale_set, instance_view=False):
+        """The member VMs (REST layout) as the compute API lists them; with ``instance_view``, each with its
+        instance view (``$expand=instanceView``, which Azure allows with the scale-set filter)."""
         compute = self.clients.compute()
         vm_filter = "'virtualMachineScaleSet/id' eq %s" % odata_quote(ScaleSetRef.parse(scale_set["id"]).id)
+        options = {"expand": "instanceView"} if instance_view else {}
         with azure_errors("Failed to list the members of scale set %s" % scale_set["name"]):
             return [as_rest_dict(vm) for vm in compute.virtual_machines.list(
-                resource_group_name=scale_set["resource_group"], filter=vm_filter)]
+                resource_group_name=scale_set["resource_group"], filter=vm_filter, **options)]
 
     def _members_from_compute(self, scale_set, names=None):
-        vms = self._list_compute_vms(scale_set)
+        """Every member (or those in ``names``) with its instance view: one listing with instance views, or,
+        for at most ``BULK_READ_MIN`` names, the listing and one instance view read for each."""
+        bulk = names is None or len(names) > BULK_READ_MIN
+        vms = self._list_compute_vms(scale_set, instance_view=bulk)
         total = len(vms)
         if names is not None:
             wanted = {name.lower() for name in names}
             vms = [vm for vm in vms if str(vm.get("name") or "").lower() in wanted]
+        if bulk:
+            return [member_from_vm(vm) for vm in vms], total
         return self._with_instance_views(vms), total
 
     def _with_instance_views(self, vms):

@@ -320,7 +320,7 @@ def run(module):
     # Every target's state is read again before deciding: Resource Graph can lag by a minute.
     if action.goal == ABSENT and named:
         selection = select_for_delete(module, selector, criteria.scope_only())
-        selection.members = selector.refresh(selection.members, criteria)
+        selection.members = selector.refresh(selection.members, criteria, selection.scale_set)
     else:
         selection = selector.select_current(criteria)
     if isinstance(action, Upgrade):
@@ -354,7 +354,7 @@ def run(module):
             else:
                 entry.update(status="started", after=None)
         if waited:
-            refresh_after(module, action, waited)
+            refresh_after(module, action, waited, selection.scale_set)
             if isinstance(action, Upgrade):
                 latest = read_latest_model(module, selection.scale_set, [dict(member) for _entry, member in waited])
                 for (entry, _member), member in zip(waited, latest):

@@ -508,7 +508,27 @@ def test_a_vm_outside_the_set_alone_gets_the_membership_code():
     assert caught.value.code == CODE_NOT_A_MEMBER
 
 
-def test_compute_members_come_with_instance_views_read_in_parallel():
+def test_every_member_comes_with_its_instance_view_from_one_listing():
+    selector, adapter, _script = selector_over([
+        GET_SET,
+        ("GET", r"/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines$",
+         reply(200, {"value": [rest_vm("web_b", fault_domain=1, instance_view=instance_view("stopped", "unhealthy")),
+                               rest_vm("web_a", fault_domain=0, instance_view=instance_view("running", "healthy"))]})),
+    ])
+
+    selection = selector.select(criteria(member_source="compute"))
+
+    assert [(m["name"], m["power_state"], m["health"], m["fault_domain"]) for m in selection.members] == [
+        ("web_a", "running", "healthy", 0), ("web_b", "stopped", "unhealthy", 1)]
+    list_request = next(request for request in adapter.requests if request.url.split("?")[0].endswith("/virtualMachines"))
+    query = parse_qs(urlsplit(list_request.url).query)
+    assert query["$filter"] == ["'virtualMachineScaleSet/id' eq '%s'" % SET_ID]
+    assert query["$expand"] == ["instanceView"]
+    # One listing, no read per member.
+    assert not [request for request in adapter.requests if "/instanceView" in request.url]
+
+
+def test_a_few_named_members_get_their_instance_views_read_in_parallel_and_a_gone_one_is_left_out():
     selector, adapter, _script = selector_over([
         GET_SET,
         ("GET", r"/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines$",
@@ -519,12 +539,30 @@ def test_compute_members_come_with_instance_views_read_in_parallel():
         ("GET", r"/virtualMachines/web_gone/instanceView$", reply(404, arm_error("ResourceNotFound", "gone"))),
     ])
 
-    selection = selector.select(criteria(member_source="compute"))
+    members, total = selector._members_from_compute(selector.get_scale_set(ScaleSetRef.parse(SET_ID)),
+                                                    ["web_a", "web_b", "web_gone"])
 
-    assert [(m["name"], m["power_state"], m["health"], m["fault_domain"]) for m in selection.members] == [
-        ("web_a", "running", "healthy", 0), ("web_b", "stopped", "unhealthy", 1)]
+    assert [(m["name"], m["power_state"], m["health"], m["fault_domain"]) for m in members] == [
+        ("web_b", "stopped", "unhealthy", 1), ("web_a", "running", "healthy", 0)]
+    assert total == 3
     list_request = next(request for request in adapter.requests if request.url.split("?")[0].endswith("/virtualMachines"))
-    assert parse_qs(urlsplit(list_request.url).query)["$filter"] == ["'virtualMachineScaleSet/id' eq '%s'" % SET_ID]
+    assert "$expand" not in parse_qs(urlsplit(list_request.url).query)
+
+
+def test_current_state_of_many_members_is_one_listing_and_a_member_missing_from_it_is_absent():
+    names = ["web_%02d" % number for number in range(12)]
+    listed = [rest_vm(name, instance_view=instance_view("running")) for name in names[1:]]
+    selector, adapter, _script = selector_over([
+        GET_SET,
+        ("GET", r"/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines$", reply(200, {"value": listed})),
+    ])
+    scale_set = selector.get_scale_set(ScaleSetRef.parse(SET_ID))
+    members = [{"name": name, "id": vm_id(name), "resource_group": "rg1", "power_state": "stopped"} for name in names]
+
+    current = selector.current_members(members, scale_set)
+
+    assert [member["power_state"] for member in current] == ["absent"] + ["running"] * 11
+    assert len([request for request in adapter.requests if "/virtualMachines" in request.url]) == 1
 
 
 def test_compute_members_read_instance_views_only_for_named_instances():
@@ -559,7 +597,7 @@ def test_compute_members_fail_on_other_instance_view_errors():
     ])
 
     with pytest.raises(AzureFlexError) as caught:
-        selector.select(criteria(member_source="compute"))
+        selector.select(criteria(member_source="compute", instances=["web_a"]))
 
     assert caught.value.code == "AuthorizationFailed"
     assert "instance view of VM web_a" in caught.value.msg
