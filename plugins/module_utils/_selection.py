@@ -611,6 +611,7 @@ class Selection:
 # than a read of each member (the listing pages 100 VMs at a time).
 BULK_READ_MIN = 10
 
+
 class ScaleSetSelector:
     """Resolves ``SelectionCriteria`` against Azure."""
 
