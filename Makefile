@@ -152,12 +152,19 @@ integrations: venv venv-oldsdk venv-shared collection
 	$(MAKE) --no-print-directory --output-sync=target -j3 integration integration-oldsdk integration-shared
 
 # ansible-lint (production profile, .ansible-lint) on the roles, playbooks and molecule scenarios.
+# ansible-lint and molecule install the collection they find themselves in (ansible-compat) into Ansible's home,
+# where a copy from another checkout or an older run would shadow this checkout's code: they get a home of
+# their own under build/, emptied of any earlier copy before each run.
+TOOL_ANSIBLE_HOME := $(CURDIR)/build/ansible-home
+
 lint: venv collection
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint roles/ playbooks/ extensions/molecule/
+	rm -rf $(TOOL_ANSIBLE_HOME)/collections/ansible_collections/azure_flex
+	ANSIBLE_HOME=$(TOOL_ANSIBLE_HOME) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint roles/ playbooks/ extensions/molecule/
 
 # The molecule scenarios (extensions/molecule): each starts and stops its own ARM emulator.
 molecule: venv collection
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/molecule test --all
+	rm -rf $(TOOL_ANSIBLE_HOME)/collections/ansible_collections/azure_flex
+	ANSIBLE_HOME=$(TOOL_ANSIBLE_HOME) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/molecule test --all
 
 # tests/emulator and tests/faults are separate test applications, not collection content (galaxy.yml
 # build_ignore): ansible-test checks the collection; ruff checks them (test-emulator, faults).
