@@ -35,7 +35,7 @@ for guide in "$collection"/docs/docsite/rst/*.rst; do
     test -s "$rendered/docsite/$name" || { echo "publish: guide $name was not rendered" >&2; exit 1; }
 done
 grep -q "docsite/rolling" "$rendered/index.rst" || { echo "publish: the collection index does not list the guides" >&2; exit 1; }
-echo "publish: rendered $(ls "$rendered/docsite" | wc -l) guide(s) and $(ls "$rendered"/*_module.rst | wc -l) module page(s)"
+echo "publish: rendered $(find "$rendered/docsite" -maxdepth 1 -name '*.rst' | wc -l) guide(s) and $(find "$rendered" -maxdepth 1 -name '*_module.rst' | wc -l) module page(s)"
 
 echo "publish: ansible-galaxy collection build"
 mkdir -p "$work/dist"
