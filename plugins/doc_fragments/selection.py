@@ -10,7 +10,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """Scale set and member selection options (argument spec: module_utils/_selection.py)."""
+    """Scale set and member selection options (argument spec: module_utils/_criteria.py)."""
 
     DOCUMENTATION = r"""
 options:

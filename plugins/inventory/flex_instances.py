@@ -154,7 +154,6 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import (
     AUTH_ARGUMENT_SPEC,
     build_credential,
-    is_guid,
     resolve_auth_settings,
     resolve_cloud,
 )
@@ -167,18 +166,22 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     to_flex_error,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
-    POWER_STATES,
+from ansible_collections.azure_flex.vmss.plugins.module_utils._graph import (
     SCALE_SETS_PER_MEMBER_QUERY,
-    ScaleSetRef,
-    ScaleSetSelector,
-    kql_quote,
-    member_from_graph_row,
     member_query_for_scale_sets,
     query_resource_graph,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import (
+    ScaleSetRef,
+    is_guid,
+    kql_quote,
     resource_group_from_id,
-    uniform_scale_set_error,
     validate_resource_group_name,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._members import POWER_STATES, member_from_graph_row
+from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
+    ScaleSetSelector,
+    uniform_scale_set_error,
 )
 
 

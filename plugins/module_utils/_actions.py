@@ -33,14 +33,10 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
     blocking_locks,
     describe_locks,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
-    ABSENT,
-    BULK_READ_MIN,
-    CODE_NOT_A_MEMBER,
-    ScaleSetRef,
-    SelectionCriteria,
-    member_from_vm,
-)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import SelectionCriteria
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef
+from ansible_collections.azure_flex.vmss.plugins.module_utils._members import ABSENT, member_from_vm
+from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import BULK_READ_MIN, CODE_NOT_A_MEMBER
 from ansible_collections.azure_flex.vmss.plugins.module_utils._upgrades import UpgradeClient
 
 # A transitional power state counts as the state it is heading for.

@@ -41,6 +41,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     InvalidInputError,
     MissingDependencyError,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import is_guid
 
 
 AUTH_SOURCES = ("auto", "env", "credential_file", "cli", "msi", "workload_identity")
@@ -94,13 +95,6 @@ SOURCE_WORKLOAD_IDENTITY = "workload_identity"
 SOURCE_MANAGED_IDENTITY = "msi"
 SOURCE_CLI = "cli"
 SOURCE_MANAGED_IDENTITY_OR_CLI = "msi_or_cli"
-
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
-
-
-def is_guid(value):
-    """Return True for a GUID such as a subscription or tenant id."""
-    return isinstance(value, str) and _GUID.match(value) is not None
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, azure_errors, is_not_found
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import enum_text
+from ansible_collections.azure_flex.vmss.plugins.module_utils._members import enum_text
 
 
 # Fields the user controls, as (option name, REST property name). Publisher and type identify the

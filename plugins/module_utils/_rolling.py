@@ -59,11 +59,8 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import start_operation, wait_for_poller
 from ansible_collections.azure_flex.vmss.plugins.module_utils._tags import merge_tags
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
-    ABSENT,
-    ScaleSetRef,
-    validate_vm_name,
-)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef, validate_vm_name
+from ansible_collections.azure_flex.vmss.plugins.module_utils._members import ABSENT
 
 # The tag each member gets once it passed the health gate, valued "<action>:<run id>".
 DONE_TAG = "azure-flex-rolling-run"

@@ -298,15 +298,15 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._extensions import
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import member_error
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
-    ABSENT,
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
     SELECTION_MUTUALLY_EXCLUSIVE,
     SELECTION_REQUIRED_ONE_OF,
     SELECTION_REQUIRED_TOGETHER,
     SelectionCriteria,
     selection_argument_spec,
-    validate_vm_name,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import validate_vm_name
+from ansible_collections.azure_flex.vmss.plugins.module_utils._members import ABSENT
 
 DESIRED_OPTIONS = ("publisher", "type", "type_handler_version", "settings", "protected_settings",
                    "auto_upgrade_minor_version", "force_update_tag")

@@ -177,14 +177,14 @@ retries:
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._extensions import extension_from_rest, list_extensions
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
     SELECTION_MUTUALLY_EXCLUSIVE,
     SELECTION_REQUIRED_ONE_OF,
     SELECTION_REQUIRED_TOGETHER,
     SelectionCriteria,
     selection_argument_spec,
-    validate_vm_name,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import validate_vm_name
 
 
 def argument_spec():

@@ -308,7 +308,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
     wanted_native,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule, MemberFailures
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
     SELECTION_MUTUALLY_EXCLUSIVE,
     SELECTION_REQUIRED_ONE_OF,
     SELECTION_REQUIRED_TOGETHER,

@@ -218,14 +218,14 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     member_error,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
-    ABSENT,
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
     SELECTION_MUTUALLY_EXCLUSIVE,
     SELECTION_REQUIRED_ONE_OF,
     SELECTION_REQUIRED_TOGETHER,
     SelectionCriteria,
     selection_argument_spec,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._members import ABSENT
 from ansible_collections.azure_flex.vmss.plugins.module_utils._tags import delete_tags, merge_tags, replace_tags
 
 # Azure's limits for tags on a resource

@@ -288,13 +288,15 @@ retries:
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError, azure_errors
 from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import LockReader, NativeProtection, protection_summary
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
-    ScaleSetRef,
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
     SelectionCriteria,
     filter_members,
-    kql_quote,
-    query_resource_graph,
     selection_argument_spec,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._graph import query_resource_graph
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import (
+    ScaleSetRef,
+    kql_quote,
     validate_resource_group_name,
     validate_vm_name,
 )

@@ -544,14 +544,14 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._network import LoadBalancerWriter, MigrationRunner, NetworkId
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import run_operation
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
     SELECTION_MUTUALLY_EXCLUSIVE,
     SELECTION_REQUIRED_ONE_OF,
     SELECTION_REQUIRED_TOGETHER,
     SelectionCriteria,
     selection_argument_spec,
-    validate_resource_group_name,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import validate_resource_group_name
 
 RULE_IN_USE = "InboundNatRuleInUse"
 

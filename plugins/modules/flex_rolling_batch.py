@@ -439,7 +439,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._rolling import (
     run_mark,
     run_precheck,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import ScaleSetRef
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef
 
 # Reading the members and checking before and after a batch, on top of the action and the health gate.
 STEP_TIME_MARGIN = 300

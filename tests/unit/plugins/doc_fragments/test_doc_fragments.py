@@ -17,7 +17,7 @@ import yaml
 from ansible_collections.azure_flex.vmss.plugins.doc_fragments import attributes, azure_auth, selection, wait
 from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import AUTH_ARGUMENT_SPEC
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, WAIT_ARGUMENT_SPEC
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import selection_argument_spec
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import selection_argument_spec
 
 
 def documented_options(fragment_text):

@@ -16,7 +16,7 @@ from ansible.inventory.data import InventoryData
 
 from ansible_collections.azure_flex.vmss.plugins.inventory import flex_instances as plugin
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, InvalidInputError
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import ScaleSetRef
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef
 
 SUB = "11111111-2222-3333-4444-555555555555"
 SET_ID = "/subscriptions/%s/resourceGroups/web-rg/providers/Microsoft.Compute/virtualMachineScaleSets/web" % SUB
@@ -294,43 +294,3 @@ def test_cached_records_are_used_without_reading_azure(monkeypatch, tmp_path):
     inventory_plugin.parse(InventoryData(), None, str(config), cache=True)
     assert calls == [1]
     assert list(inventory_plugin.inventory.hosts) == ["web_a"]
-
-
-# -- the _selection additions the plugin relies on -------------------------------------------------
-
-def test_member_query_for_scale_sets_quotes_validated_ids_and_caps_the_batch():
-    from ansible_collections.azure_flex.vmss.plugins.module_utils import _selection
-    query = _selection.member_query_for_scale_sets([SET_ID])
-    assert "| where scaleSetId in ('%s')" % SET_ID.lower() in query
-    assert "| order by id asc" in query
-    with pytest.raises(InvalidInputError):
-        _selection.member_query_for_scale_sets([SET_ID] * (_selection.SCALE_SETS_PER_MEMBER_QUERY + 1))
-    with pytest.raises(InvalidInputError):
-        _selection.member_query_for_scale_sets(["/subscriptions/x/not-a-scale-set"])
-
-
-class PagedGraph:
-    def __init__(self, pages):
-        self.pages = list(pages)
-        self.requests = []
-
-    def resources(self, request):
-        self.requests.append(request)
-        return self.pages.pop(0)
-
-
-def test_query_resource_graph_spans_several_subscriptions_and_follows_tokens():
-    from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import query_resource_graph
-    graph = PagedGraph([types.SimpleNamespace(data=[{"id": "1"}], skip_token="t1", result_truncated="false"),
-                        types.SimpleNamespace(data=[{"id": "2"}], skip_token=None, result_truncated="false")])
-    assert query_resource_graph(graph, [SUB, "other"], "Resources") == [{"id": "1"}, {"id": "2"}]
-    assert [request.subscriptions for request in graph.requests] == [[SUB, "other"], [SUB, "other"]]
-    assert graph.requests[1].options.skip_token == "t1"
-
-
-def test_a_truncated_result_without_token_is_an_error_not_a_partial_list():
-    from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import query_resource_graph
-    graph = PagedGraph([types.SimpleNamespace(data=[{"id": "1"}], skip_token=None, result_truncated="true")])
-    with pytest.raises(AzureFlexError, match="truncated") as raised:
-        query_resource_graph(graph, SUB, "Resources")
-    assert raised.value.code == "AzureFlexResourceGraphTruncated"

@@ -18,7 +18,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
     WAIT_ARGUMENT_SPEC,
     AzureFlexModule,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import selection_argument_spec
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import selection_argument_spec
 from ansible_collections.azure_flex.vmss.tests.unit.utils.module_args import patch_module_args
 
 SUB = "11111111-2222-3333-4444-555555555555"

@@ -3,6 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
+"""The selector against the real SDK clients over a scripted transport: reading the scale set, listing
+its members from Resource Graph or the compute API, Resource Graph lag, named members and filters."""
+
 from __future__ import annotations
 
 import functools
@@ -14,26 +17,22 @@ import pytest
 from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import CloudEndpoints
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import AzureClients, import_client_class
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, InvalidInputError
+from ansible_collections.azure_flex.vmss.plugins.module_utils._graph import member_query
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef
+from ansible_collections.azure_flex.vmss.plugins.module_utils._members import scale_set_from_rest
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     CODE_NOT_A_MEMBER,
     CODE_UNIFORM_SCALE_SET,
-    ScaleSetRef,
     ScaleSetSelector,
-    SelectionCriteria,
-    filter_members,
-    filter_reason,
-    kql_quote,
-    member_from_graph_row,
-    member_from_vm,
-    member_query,
-    normalize_health,
-    normalize_power_state,
-    odata_quote,
-    power_state_from_statuses,
-    scale_set_from_rest,
-    selection_argument_spec,
-    validate_resource_group_name,
-    validate_vm_name,
+)
+from ansible_collections.azure_flex.vmss.tests.unit.plugins.module_utils.selection_samples import (
+    GRAPH_ROW,
+    OTHER_SET_ID,
+    SET_ID,
+    criteria,
+    instance_view,
+    rest_vm,
+    vm_id,
 )
 from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import (
     BASE_URL,
@@ -44,300 +43,6 @@ from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import (
     scripted_transport,
 )
 
-SET_ID = "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachineScaleSets/web" % SUB
-OTHER_SET_ID = "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachineScaleSets/api" % SUB
-
-
-def vm_id(name, group="rg1"):
-    return "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s" % (SUB, group, name)
-
-
-# -- quoting and validation -------------------------------------------------------------------
-
-@pytest.mark.parametrize("value, quoted", [
-    ("web", "'web'"),
-    ("", "''"),
-    ("it's", "'it\\'s'"),
-    ("back\\slash", "'back\\\\slash'"),
-    ("tab\there", "'tab\\there'"),
-    ("line\nbreak", "'line\\nbreak'"),
-    ("x' or 1==1 //", "'x\\' or 1==1 //'"),
-    ("x\\' | project secrets //", "'x\\\\\\' | project secrets //'"),
-    ("\u00e9t\u00e9", "'\u00e9t\u00e9'"),
-])
-def test_kql_quote(value, quoted):
-    assert kql_quote(value) == quoted
-
-
-@pytest.mark.parametrize("value", ["nul\x00byte", "bell\x07", "del\x7f"])
-def test_kql_quote_refuses_control_characters(value):
-    with pytest.raises(InvalidInputError):
-        kql_quote(value)
-
-
-def test_kql_quote_refuses_non_strings():
-    with pytest.raises(InvalidInputError):
-        kql_quote(42)
-
-
-def kql_literal_end(quoted):
-    """Index just after the closing quote of the KQL literal that starts ``quoted`` (a tiny lexer)."""
-    index = 1
-    while index < len(quoted):
-        if quoted[index] == "\\":
-            index += 2
-            continue
-        if quoted[index] == "'":
-            return index + 1
-        index += 1
-    return -1
-
-
-@pytest.mark.parametrize("attack", [
-    "a' | project id //", "a\\' | extend x=1", "a\\\\' or true //", "'''", "\\", "\\\\'", "x'\n| take 1",
-])
-def test_quoted_injection_attempts_stay_one_literal(attack):
-    quoted = kql_quote(attack)
-
-    assert kql_literal_end(quoted) == len(quoted)
-
-
-def test_odata_quote_doubles_quotes():
-    assert odata_quote("/a/b'c") == "'/a/b''c'"
-
-
-@pytest.mark.parametrize("name", ["web_1a2b3c4d", "vm-01", "VM.1", "a", "_hidden", "x" * 64])
-def test_valid_vm_names(name):
-    assert validate_vm_name(name) == name
-
-
-@pytest.mark.parametrize("name", ["", "-vm", "vm-", "vm.", ".vm", "x" * 65, "vm 1", "vm'1", "vm/1", "vm\\1",
-                                  "vm\n", "web' or 1==1", None, 7])
-def test_invalid_vm_names(name):
-    with pytest.raises(InvalidInputError):
-        validate_vm_name(name)
-
-
-@pytest.mark.parametrize("name", ["rg1", "my-rg.prod", "rg_(test)", "gr\u00fcn", "r" * 90])
-def test_valid_resource_group_names(name):
-    assert validate_resource_group_name(name) == name
-
-
-@pytest.mark.parametrize("name", ["", "rg.", "r" * 91, "rg/1", "rg'1", "rg 1"])
-def test_invalid_resource_group_names(name):
-    with pytest.raises(InvalidInputError):
-        validate_resource_group_name(name)
-
-
-def test_scale_set_id_parsing_is_case_insensitive_and_canonicalises():
-    ref = ScaleSetRef.parse(SET_ID.replace("resourceGroups", "resourcegroups").replace("Microsoft.Compute", "microsoft.compute"))
-
-    assert (ref.subscription_id, ref.resource_group, ref.name) == (SUB, "rg1", "web")
-    assert ref.id == SET_ID
-
-
-@pytest.mark.parametrize("value", [
-    None, "", "web", SET_ID + "/virtualMachines/1", SET_ID + "\n", SET_ID.replace(SUB, SUB + "\n"),
-    "/subscriptions/not-a-guid/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachineScaleSets/web",
-    "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachineScaleSets/we'b" % SUB,
-    "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Network/loadBalancers/web" % SUB,
-])
-def test_invalid_scale_set_ids(value):
-    with pytest.raises(InvalidInputError):
-        ScaleSetRef.parse(value)
-
-
-def test_member_query_quotes_the_validated_id():
-    query = member_query(SET_ID)
-
-    assert "| where properties.virtualMachineScaleSet.id =~ '%s'" % SET_ID in query
-    assert query.startswith("Resources\n| where type =~ 'microsoft.compute/virtualmachines'")
-    assert "order by name asc" in query
-
-
-def test_member_query_refuses_an_injected_id():
-    with pytest.raises(InvalidInputError):
-        member_query(SET_ID + "' | project secrets //")
-
-
-# -- normalisation ----------------------------------------------------------------------------
-
-@pytest.mark.parametrize("code, word", [
-    ("PowerState/running", "running"), ("PowerState/Deallocated", "deallocated"), ("VM stopped", "stopped"),
-    ("starting", "starting"), ("PowerState/stopping", "stopping"), ("PowerState/deallocating", "deallocating"),
-    ("PowerState/hibernated", "unknown"), ("", "unknown"), (None, "unknown"),
-])
-def test_normalize_power_state(code, word):
-    assert normalize_power_state(code) == word
-
-
-def test_power_state_comes_from_the_power_status_entry():
-    statuses = [{"code": "ProvisioningState/succeeded"}, {"code": "PowerState/deallocated"},
-                {"code": "HibernationState/Hibernated"}]
-
-    assert power_state_from_statuses(statuses) == "deallocated"
-    assert power_state_from_statuses([{"code": "ProvisioningState/creating"}]) == "unknown"
-    assert power_state_from_statuses(None) == "unknown"
-
-
-@pytest.mark.parametrize("code, word", [
-    ("HealthState/healthy", "healthy"), ("HealthState/Unhealthy", "unhealthy"), ("HealthState/unknown", "unknown"),
-    ("HealthState/initializing", "initializing"), ("HealthState/weird", "unknown"), (None, None), ("", None),
-])
-def test_normalize_health(code, word):
-    assert normalize_health(code) == word
-
-
-GRAPH_ROW = {
-    "id": vm_id("web_0001"), "name": "web_0001", "resourceGroup": "rg1", "location": "westeurope", "zones": ["1"],
-    "tags": {"Role": "web"}, "platformFaultDomain": 2, "powerState": "PowerState/running",
-    "provisioningState": "Succeeded", "vmSize": "Standard_B2s", "priority": "Spot",
-    "diffDiskSettings": {"option": "Local"},
-    "networkInterfaces": [{"id": "/nic/1", "properties": {"primary": True}}, {"id": "/nic/2"}],
-}
-
-
-def test_member_from_graph_row():
-    assert member_from_graph_row(GRAPH_ROW) == {
-        "name": "web_0001", "id": vm_id("web_0001"), "resource_group": "rg1", "location": "westeurope",
-        "zones": ["1"], "fault_domain": 2, "power_state": "running", "health": None,
-        "provisioning_state": "Succeeded", "vm_size": "Standard_B2s", "priority": "Spot",
-        "ephemeral_os_disk": True, "tags": {"Role": "web"}, "network_interface_ids": ["/nic/1", "/nic/2"],
-        "maintenance_pending": None, "source": "resource_graph",
-    }
-
-
-def test_member_from_a_sparse_graph_row():
-    member = member_from_graph_row({"id": vm_id("web_0002", "RG-Upper"), "name": "web_0002",
-                                    "resourceGroup": "rg-upper"})
-
-    assert member["resource_group"] == "RG-Upper"
-    assert (member["zones"], member["fault_domain"], member["power_state"]) == ([], None, "unknown")
-    assert (member["ephemeral_os_disk"], member["tags"], member["network_interface_ids"]) == (False, {}, [])
-
-
-def rest_vm(name, zones=None, fault_domain=None, tags=None, owner=SET_ID, instance_view=None):
-    properties = {"provisioningState": "Succeeded", "hardwareProfile": {"vmSize": "Standard_B2s"},
-                  "storageProfile": {"osDisk": {"name": "os"}},
-                  "networkProfile": {"networkInterfaces": [{"id": "/nic/" + name}]}}
-    if owner:
-        properties["virtualMachineScaleSet"] = {"id": owner}
-    if fault_domain is not None:
-        properties["platformFaultDomain"] = fault_domain
-    if instance_view is not None:
-        properties["instanceView"] = instance_view
-    return {"id": vm_id(name), "name": name, "location": "westeurope", "zones": zones or [], "tags": tags or {},
-            "properties": properties}
-
-
-def instance_view(power="running", health=None, fault_domain=None):
-    view = {"statuses": [{"code": "ProvisioningState/succeeded"}, {"code": "PowerState/" + power}]}
-    if health:
-        view["vmHealth"] = {"status": {"code": "HealthState/" + health}}
-    if fault_domain is not None:
-        view["platformFaultDomain"] = fault_domain
-    return view
-
-
-def test_member_from_vm_and_instance_view():
-    member = member_from_vm(rest_vm("web_1", zones=["3"], tags={"a": "b"}),
-                            instance_view("deallocated", "unhealthy", fault_domain=1))
-
-    assert member["power_state"] == "deallocated"
-    assert member["health"] == "unhealthy"
-    assert member["fault_domain"] == 1
-    assert member["zones"] == ["3"]
-    assert member["ephemeral_os_disk"] is False
-    assert member["network_interface_ids"] == ["/nic/web_1"]
-    assert member["source"] == "compute"
-    assert member["maintenance_pending"] is False
-
-
-def test_member_from_vm_uses_the_expanded_instance_view():
-    member = member_from_vm(rest_vm("web_1", fault_domain=0, instance_view=instance_view("stopped", "healthy")))
-
-    assert (member["power_state"], member["health"], member["fault_domain"]) == ("stopped", "healthy", 0)
-
-
-# -- criteria and filters ---------------------------------------------------------------------
-
-def criteria(**options):
-    base = dict(resource_group="rg1", scale_set="web")
-    base.update(options)
-    return SelectionCriteria(**base)
-
-
-MEMBERS = [
-    dict(name="a", power_state="running", zones=["1"], fault_domain=0, tags={"Role": "web", "tier": "1"}),
-    dict(name="b", power_state="deallocated", zones=["2"], fault_domain=1, tags={"role": "web"}),
-    dict(name="c", power_state="running", zones=[], fault_domain=None, tags={}),
-]
-
-
-@pytest.mark.parametrize("options, expected", [
-    ({}, ["a", "b", "c"]),
-    ({"power_states": ["running"]}, ["a", "c"]),
-    ({"power_states": ["Deallocated", "stopped"]}, ["b"]),
-    ({"zones": ["2", "3"]}, ["b"]),
-    ({"zones": [1]}, ["a"]),
-    ({"fault_domains": [0, 1]}, ["a", "b"]),
-    ({"tags": {"role": "web"}}, ["a", "b"]),
-    ({"tags": {"Role": "web", "tier": 1}}, ["a"]),
-    ({"tags": {"role": "WEB"}}, []),
-    ({"power_states": ["running"], "zones": ["1"]}, ["a"]),
-])
-def test_filters(options, expected):
-    assert [member["name"] for member in filter_members(MEMBERS, criteria(**options))] == expected
-
-
-def test_instances_all_means_every_member():
-    assert criteria(instances=["all"]).instances is None
-    assert criteria(instances=["ALL"]).instances is None
-    assert criteria().instances is None
-
-
-def test_instances_are_validated_and_deduplicated():
-    assert criteria(instances=["web_1", "WEB_1", "web_2"]).instances == ["web_1", "web_2"]
-    with pytest.raises(InvalidInputError):
-        criteria(instances=["all", "web_1"])
-    with pytest.raises(InvalidInputError):
-        criteria(instances=["web_1' or 1==1"])
-
-
-def test_unknown_power_state_is_refused():
-    with pytest.raises(InvalidInputError):
-        criteria(power_states=["hibernated"])
-
-
-@pytest.mark.parametrize("options", [
-    dict(resource_group=None, scale_set=None),
-    dict(scale_set=None),
-    dict(scale_set_id=SET_ID),
-])
-def test_scale_set_must_be_named_exactly_one_way(options):
-    with pytest.raises(InvalidInputError):
-        criteria(**options)
-
-
-def test_scale_set_id_must_be_in_the_task_subscription():
-    other = SET_ID.replace(SUB, "99999999-8888-7777-6666-555555555555")
-
-    with pytest.raises(InvalidInputError) as caught:
-        SelectionCriteria(scale_set_id=other).scale_set_ref(SUB)
-
-    assert "subscription" in caught.value.msg
-
-
-def test_criteria_from_module_params():
-    params = {name: None for name in selection_argument_spec()}
-    params.update(scale_set_id=SET_ID, member_source="compute", instances=["web_1"])
-
-    built = SelectionCriteria.from_params(params)
-
-    assert (built.scale_set_ref(SUB).id, built.member_source, built.instances) == (SET_ID, "compute", ["web_1"])
-
-
-# -- the selector, against the real SDK clients over a scripted transport ---------------------
 
 CLOUD = CloudEndpoints("Test", BASE_URL, "https://login.test.invalid", "https://arm.test.invalid/")
 
@@ -613,13 +318,7 @@ def test_read_member_is_authoritative():
     assert (member["name"], member["power_state"], member["health"]) == ("web_a", "running", "healthy")
 
 
-def test_member_from_vm_reports_pending_maintenance():
-    view = {"statuses": [{"code": "PowerState/running"}],
-            "maintenanceRedeployStatus": {"isCustomerInitiatedMaintenanceAllowed": True}}
-    assert member_from_vm(rest_vm("web_1"), view)["maintenance_pending"] is True
-
-
-# -- F5: Resource Graph lag; F8: named members a filter leaves out, empty lists ------------------------
+# -- F5: Resource Graph lag; F8: named members a filter leaves out ------------------------------------
 
 def compute_list(*names):
     return ("GET", r"/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines$",
@@ -683,12 +382,6 @@ def test_a_newly_created_set_that_resource_graph_does_not_show_yet_is_not_empty(
     assert [member["name"] for member in selector.select(criteria()).members] == ["web_a", "web_b"]
 
 
-def test_an_empty_instances_list_is_refused():
-    with pytest.raises(InvalidInputError, match="instances is an empty list: name at least one member, or use"
-                                                " instances: all"):
-        criteria(instances=[])
-
-
 def test_named_members_left_out_by_a_filter_are_recorded_with_the_reason():
     deallocated = dict(GRAPH_ROW, name="web_0002", id=vm_id("web_0002"), powerState="PowerState/deallocated")
     selector, _adapter, _script = selector_over([
@@ -715,14 +408,3 @@ def test_a_filter_selecting_none_of_the_members_is_a_warning():
     assert selector.warnings == ["The filters (tags env=prod) selected none of the 1 member(s) of web. Note that tags"
                                  " selects members by the tags they already have."]
     assert selector.filtered_out == []
-
-
-@pytest.mark.parametrize("member, options, reason", [
-    (dict(MEMBERS[0], power_state="absent"), {"power_states": ["running"]}, "no longer exists"),
-    (dict(MEMBERS[0], fault_domain=2), {"fault_domains": [0, 1]}, "fault domain 2 is not in fault_domains (0, 1)"),
-    (dict(MEMBERS[0], zones=[]), {"zones": ["1"]}, "zones (none) are not in zones (1)"),
-    (dict(MEMBERS[0], tags={"env": "dev"}), {"tags": {"env": "prod"}}, "its tags do not match tags (env=prod)"),
-])
-def test_filter_reasons(member, options, reason):
-    assert filter_reason(member, criteria(**options)) == reason
-    assert filter_reason(member, criteria()) is None

@@ -16,7 +16,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     OperationTimeoutError,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import ScaleSetRef
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef
 from ansible_collections.azure_flex.vmss.plugins.module_utils import _upgrades as upgrades
 
 SUB = "00000000-0000-0000-0000-000000000001"
