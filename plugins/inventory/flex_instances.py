@@ -162,23 +162,25 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     AzureFlexError,
     InvalidInputError,
     azure_error_types,
-    azure_errors,
     to_flex_error,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
 from ansible_collections.azure_flex.vmss.plugins.module_utils._graph import (
     SCALE_SETS_PER_MEMBER_QUERY,
+    addresses_by_vm,
+    batches,
     member_query_for_scale_sets,
-    query_resource_graph,
+    network_query,
+    read_resource_graph,
+    scale_set_query,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import (
     ScaleSetRef,
     is_guid,
-    kql_quote,
     resource_group_from_id,
     validate_resource_group_name,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._members import POWER_STATES, member_from_graph_row
+from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     ScaleSetSelector,
     uniform_scale_set_error,
@@ -188,96 +190,6 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import 
 HOSTNAME_SOURCES = ("name", "computer_name", "private_ip", "public_ip", "public_fqdn", "id")
 ADDRESS_SOURCES = ("private_ip", "public_ip", "public_fqdn")
 CONFIG_SUFFIXES = ("flex_instances.yml", "flex_instances.yaml")
-
-
-# --------------------------------------------------------------------------------------------
-# Resource Graph queries
-# --------------------------------------------------------------------------------------------
-
-def scale_set_query(named_ids, resource_groups, scope_subscriptions):
-    """The scale sets to inventory: those named, plus every Flexible one in scope.
-
-    ``named_ids`` are validated ids; ``resource_groups`` (validated names) narrow the "in scope" part,
-    which is empty when ``named_ids`` are given without ``resource_groups``.
-    """
-    conditions = []
-    if named_ids:
-        conditions.append("tolower(id) in (%s)" % ", ".join(kql_quote(scale_set_id.lower()) for scale_set_id in named_ids))
-    if resource_groups or not named_ids:
-        in_scope = ["properties.orchestrationMode =~ 'Flexible'",
-                    "subscriptionId in~ (%s)" % ", ".join(kql_quote(sub) for sub in scope_subscriptions)]
-        if resource_groups:
-            in_scope.append("resourceGroup in~ (%s)" % ", ".join(kql_quote(group) for group in resource_groups))
-        conditions.append("(%s)" % " and ".join(in_scope))
-    return "\n".join([
-        "Resources",
-        "| where type =~ 'microsoft.compute/virtualmachinescalesets'",
-        "| where %s" % " or ".join(conditions),
-        "| project id, name, resourceGroup, subscriptionId, location, zones,",
-        "    orchestrationMode = tostring(properties.orchestrationMode),",
-        "    platformFaultDomainCount = properties.platformFaultDomainCount",
-        "| order by id asc",
-    ])
-
-
-def network_query(scale_set_ids):
-    """Private and public IP addresses of the members of the given scale sets, one row per ip configuration.
-
-    The VM -> NIC -> public IP joins follow Microsoft's published Resource Graph sample; ids are
-    compared lower-cased because ARM does not guarantee one casing across resources.
-    """
-    return "\n".join([
-        "Resources",
-        "| where type =~ 'microsoft.compute/virtualmachines'",
-        "| where tolower(tostring(properties.virtualMachineScaleSet.id)) in (%s)"
-        % ", ".join(kql_quote(scale_set_id.lower()) for scale_set_id in scale_set_ids),
-        "| mv-expand nic = properties.networkProfile.networkInterfaces",
-        "| project vmId = tolower(id), nicId = tolower(tostring(nic.id)), nicPrimary = tostring(nic.properties.primary)",
-        "| join kind=inner (",
-        "    Resources",
-        "    | where type =~ 'microsoft.network/networkinterfaces'",
-        "    | mv-expand ipconfig = properties.ipConfigurations",
-        "    | project id, nicId = tolower(id), ipconfigPrimary = tostring(ipconfig.properties.primary),",
-        "        privateIp = tostring(ipconfig.properties.privateIPAddress),",
-        "        publicIpId = tolower(tostring(ipconfig.properties.publicIPAddress.id))",
-        "  ) on nicId",
-        "| join kind=leftouter (",
-        "    Resources",
-        "    | where type =~ 'microsoft.network/publicipaddresses'",
-        "    | project publicIpId = tolower(id), publicIp = tostring(properties.ipAddress),",
-        "        publicFqdn = tostring(properties.dnsSettings.fqdn)",
-        "  ) on publicIpId",
-        "| project id, vmId, nicPrimary, ipconfigPrimary, privateIp, publicIp, publicFqdn",
-        "| order by id asc",
-    ])
-
-
-def _batches(items, size):
-    return [items[start:start + size] for start in range(0, len(items), size)]
-
-
-def _is_true(value):
-    return str(value).strip().lower() == "true"
-
-
-def addresses_by_vm(network_rows):
-    """Per lower-cased VM id: private IPs, public IPs and public FQDNs, primary ones first."""
-    by_vm = {}
-    for row in network_rows:
-        # Primary NIC before the others, and within a NIC the primary ip configuration first.
-        rank = (0 if _is_true(row.get("nicPrimary")) else 1, 0 if _is_true(row.get("ipconfigPrimary")) else 1)
-        by_vm.setdefault(row.get("vmId"), []).append((rank, str(row.get("id") or "").lower(), row))
-    addresses = {}
-    for vm_id, entries in by_vm.items():
-        entries.sort(key=lambda entry: (entry[0], entry[1]))
-        found = {"private_ips": [], "public_ips": [], "public_fqdns": []}
-        for _rank, _nic, row in entries:
-            for key, column in (("private_ips", "privateIp"), ("public_ips", "publicIp"), ("public_fqdns", "publicFqdn")):
-                value = row.get(column)
-                if value and value not in found[key]:
-                    found[key].append(value)
-        addresses[vm_id] = found
-    return addresses
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,9 +226,8 @@ class FlexInventoryReader:
         self.deadline = deadline
 
     def graph(self, subscriptions, query, what):
-        with azure_errors("Failed to read %s with Resource Graph" % what):
-            return query_resource_graph(self.clients_for(self.auth_subscription).resource_graph(),
-                                        sorted(set(subscriptions)), query)
+        return read_resource_graph(self.clients_for(self.auth_subscription).resource_graph(),
+                                   sorted(set(subscriptions)), query, "read %s" % what)
 
     def read(self, named_refs, resource_groups):
         """Return the host records, sorted by scale set and VM name."""
@@ -324,7 +235,7 @@ class FlexInventoryReader:
         if not scale_sets:
             return []
         members, addresses = [], {}
-        for batch in _batches(sorted(scale_sets), SCALE_SETS_PER_MEMBER_QUERY):
+        for batch in batches(sorted(scale_sets), SCALE_SETS_PER_MEMBER_QUERY):
             subscriptions = [scale_sets[key]["subscription_id"] for key in batch]
             ids = [scale_sets[key]["id"] for key in batch]
             members.extend(self.graph(subscriptions, member_query_for_scale_sets(ids), "scale set members"))

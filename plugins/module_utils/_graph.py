@@ -9,9 +9,11 @@
 
 """Azure Resource Graph: the queries the collection sends, and reading every row of a query.
 
-The member VMs of one scale set (the selector) or of many at once (the inventory plugin) are read with
-the queries built here, through ``query_resource_graph``: one query over one or more subscriptions,
-every ``$skipToken`` page, a result Resource Graph truncated refused rather than returned in part.
+The selector, flex_list_instances and the inventory plugin all read Resource Graph through this file:
+the query builders (the member VMs of one or of many scale sets, the scale sets in scope, the
+members' network addresses), ``query_resource_graph`` (one query over one or more subscriptions,
+every ``$skipToken`` page, a result Resource Graph truncated refused rather than returned in part)
+and ``read_resource_graph`` (the same, its Azure errors saying what was being read).
 
 Every id and name that goes into a query is validated and quoted first (``_ids``); the queries stick
 to a small, common KQL subset. Resource Graph is a cache that can lag by a minute or more behind
@@ -24,6 +26,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     AzureFlexError,
     InvalidInputError,
     MissingDependencyError,
+    azure_errors,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef, kql_quote
 from ansible_collections.azure_flex.vmss.plugins.module_utils._members import enum_text
@@ -38,6 +41,8 @@ RESOURCE_GRAPH_MAX_PAGES = 100
 
 # Scale set ids per member query: keeps the KQL text well under Resource Graph's query size limit.
 SCALE_SETS_PER_MEMBER_QUERY = 50
+# Network interface ids per query: Azure recommends at most 300 ids in one "in" list.
+NIC_IDS_PER_QUERY = 300
 
 # The member columns ``member_from_graph_row`` reads besides id, name, resourceGroup, location, zones and tags.
 _MEMBER_COLUMNS = (
@@ -101,6 +106,82 @@ def member_query_for_scale_sets(scale_set_ids):
     ])
 
 
+def scale_set_query(named_ids, resource_groups, scope_subscriptions):
+    """The scale sets named, plus every Flexible one in scope, ordered by id.
+
+    ``named_ids`` are validated ids; ``resource_groups`` (validated names) narrow the "in scope" part,
+    which is empty when ``named_ids`` are given without ``resource_groups``. Rows carry ``id``, ``name``,
+    ``resourceGroup``, ``subscriptionId``, ``location``, ``zones``, ``orchestrationMode`` and
+    ``platformFaultDomainCount``.
+    """
+    conditions = []
+    if named_ids:
+        conditions.append("tolower(id) in (%s)" % ", ".join(kql_quote(scale_set_id.lower()) for scale_set_id in named_ids))
+    if resource_groups or not named_ids:
+        in_scope = ["properties.orchestrationMode =~ 'Flexible'",
+                    "subscriptionId in~ (%s)" % ", ".join(kql_quote(sub) for sub in scope_subscriptions)]
+        if resource_groups:
+            in_scope.append("resourceGroup in~ (%s)" % ", ".join(kql_quote(group) for group in resource_groups))
+        conditions.append("(%s)" % " and ".join(in_scope))
+    return "\n".join([
+        "Resources",
+        "| where type =~ 'microsoft.compute/virtualmachinescalesets'",
+        "| where %s" % " or ".join(conditions),
+        "| project id, name, resourceGroup, subscriptionId, location, zones,",
+        "    orchestrationMode = tostring(properties.orchestrationMode),",
+        "    platformFaultDomainCount = properties.platformFaultDomainCount",
+        "| order by id asc",
+    ])
+
+
+def network_query(scale_set_ids):
+    """Private and public IP addresses of the members of the given scale sets, one row per ip configuration.
+
+    The VM -> NIC -> public IP joins follow Microsoft's published Resource Graph sample; ids are
+    compared lower-cased because ARM does not guarantee one casing across resources.
+    """
+    return "\n".join([
+        "Resources",
+        "| where type =~ 'microsoft.compute/virtualmachines'",
+        "| where tolower(tostring(properties.virtualMachineScaleSet.id)) in (%s)"
+        % ", ".join(kql_quote(scale_set_id.lower()) for scale_set_id in scale_set_ids),
+        "| mv-expand nic = properties.networkProfile.networkInterfaces",
+        "| project vmId = tolower(id), nicId = tolower(tostring(nic.id)), nicPrimary = tostring(nic.properties.primary)",
+        "| join kind=inner (",
+        "    Resources",
+        "    | where type =~ 'microsoft.network/networkinterfaces'",
+        "    | mv-expand ipconfig = properties.ipConfigurations",
+        "    | project id, nicId = tolower(id), ipconfigPrimary = tostring(ipconfig.properties.primary),",
+        "        privateIp = tostring(ipconfig.properties.privateIPAddress),",
+        "        publicIpId = tolower(tostring(ipconfig.properties.publicIPAddress.id))",
+        "  ) on nicId",
+        "| join kind=leftouter (",
+        "    Resources",
+        "    | where type =~ 'microsoft.network/publicipaddresses'",
+        "    | project publicIpId = tolower(id), publicIp = tostring(properties.ipAddress),",
+        "        publicFqdn = tostring(properties.dnsSettings.fqdn)",
+        "  ) on publicIpId",
+        "| project id, vmId, nicPrimary, ipconfigPrimary, privateIp, publicIp, publicFqdn",
+        "| order by id asc",
+    ])
+
+
+def nic_private_ip_query(nic_ids):
+    """The private IP address of each ip configuration of the given network interfaces (lower-cased ids)."""
+    return "\n".join([
+        "Resources",
+        "| where type =~ 'microsoft.network/networkinterfaces'",
+        "| where tolower(id) in (%s)" % ", ".join(kql_quote(nic_id) for nic_id in nic_ids),
+        "| mv-expand ipconfig = properties.ipConfigurations",
+        "| project id, ip = tostring(ipconfig.properties.privateIPAddress)",
+    ])
+
+
+def batches(items, size):
+    """``items`` in consecutive slices of at most ``size``: one query each."""
+    return [items[start:start + size] for start in range(0, len(items), size)]
+
+
 # --------------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------------
@@ -146,3 +227,46 @@ def _graph_rows(data):
         names = [column.get("name") for column in data.get("columns") or []]
         return [dict(zip(names, row)) for row in data.get("rows") or []]
     return []
+
+
+def read_resource_graph(graph_client, subscription_id, query, doing):
+    """``query_resource_graph``; an SDK error fails as "Failed to <doing> with Resource Graph: ..." with its
+    ARM code and request id."""
+    with azure_errors("Failed to %s with Resource Graph" % doing):
+        return query_resource_graph(graph_client, subscription_id, query)
+
+
+def _is_true(value):
+    return str(value).strip().lower() == "true"
+
+
+def addresses_by_vm(network_rows):
+    """Per lower-cased VM id (rows of ``network_query``): private IPs, public IPs and public FQDNs, primary
+    ones first."""
+    by_vm = {}
+    for row in network_rows:
+        # Primary NIC before the others, and within a NIC the primary ip configuration first.
+        rank = (0 if _is_true(row.get("nicPrimary")) else 1, 0 if _is_true(row.get("ipconfigPrimary")) else 1)
+        by_vm.setdefault(row.get("vmId"), []).append((rank, str(row.get("id") or "").lower(), row))
+    addresses = {}
+    for vm_id, entries in by_vm.items():
+        entries.sort(key=lambda entry: (entry[0], entry[1]))
+        found = {"private_ips": [], "public_ips": [], "public_fqdns": []}
+        for _rank, _nic, row in entries:
+            for key, column in (("private_ips", "privateIp"), ("public_ips", "publicIp"), ("public_fqdns", "publicFqdn")):
+                value = row.get(column)
+                if value and value not in found[key]:
+                    found[key].append(value)
+        addresses[vm_id] = found
+    return addresses
+
+
+def private_ips_by_nic(graph_client, subscription_id, nic_ids):
+    """The private IPs of the given network interfaces, by lower-cased NIC id, ``NIC_IDS_PER_QUERY`` a query."""
+    by_nic = {}
+    for batch in batches(sorted({nic_id.lower() for nic_id in nic_ids}), NIC_IDS_PER_QUERY):
+        for row in read_resource_graph(graph_client, subscription_id, nic_private_ip_query(batch),
+                                       "read network interfaces"):
+            if row.get("ip"):
+                by_nic.setdefault(row["id"].lower(), []).append(row["ip"])
+    return by_nic

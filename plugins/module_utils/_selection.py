@@ -45,7 +45,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     arm_error_code,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._fanout import DEFAULT_MAX_PARALLEL, run_bounded
-from ansible_collections.azure_flex.vmss.plugins.module_utils._graph import member_query, query_resource_graph
+from ansible_collections.azure_flex.vmss.plugins.module_utils._graph import member_query, read_resource_graph
 from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef, odata_quote, resource_group_from_id
 from ansible_collections.azure_flex.vmss.plugins.module_utils._members import (
     ABSENT,
@@ -146,9 +146,8 @@ class ScaleSetSelector:
         if member_source == "compute":
             members, total = self._members_from_compute(scale_set, names)
         else:
-            with azure_errors("Failed to list the members of scale set %s with Resource Graph" % scale_set["name"]):
-                rows = query_resource_graph(self.clients.resource_graph(), self.subscription_id,
-                                            member_query(scale_set["id"]))
+            rows = read_resource_graph(self.clients.resource_graph(), self.subscription_id, member_query(scale_set["id"]),
+                                       "list the members of scale set %s" % scale_set["name"])
             members, total = self._without_graph_lag(scale_set, [member_from_graph_row(row) for row in rows], names)
         return sorted(members, key=lambda member: (member["name"] or "").lower()), total
 

@@ -285,7 +285,7 @@ retries:
   sample: {"retries": 0, "throttled_responses": 0}
 """
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError, azure_errors
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import LockReader, NativeProtection, protection_summary
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
@@ -293,10 +293,13 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
     filter_members,
     selection_argument_spec,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._graph import query_resource_graph
+from ansible_collections.azure_flex.vmss.plugins.module_utils._graph import (
+    private_ips_by_nic,
+    read_resource_graph,
+    scale_set_query,
+)
 from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import (
     ScaleSetRef,
-    kql_quote,
     validate_resource_group_name,
     validate_vm_name,
 )
@@ -343,36 +346,10 @@ def scale_set_refs(module):
 
 def flexible_scale_sets_in_scope(module, resource_group):
     """Every Flexible scale set of the subscription (or of one resource group), from Resource Graph."""
-    query = ["Resources",
-             "| where type =~ 'microsoft.compute/virtualmachinescalesets'",
-             "| where properties.orchestrationMode =~ 'Flexible'"]
-    if resource_group:
-        query.append("| where resourceGroup =~ %s" % kql_quote(validate_resource_group_name(resource_group)))
-    query.append("| project id, name | order by name asc")
-    with azure_errors("Failed to list the Flexible scale sets with Resource Graph"):
-        rows = query_resource_graph(module.clients.resource_graph(), module.subscription_id, "\n".join(query))
-    return [ScaleSetRef.parse(row["id"]) for row in rows]
-
-
-def private_ips_by_nic(module, nic_ids):
-    """Private IPs of the given NICs, from Resource Graph, in batches (Azure recommends at most 300 ids)."""
-    by_nic = {}
-    nic_ids = sorted({nic_id.lower() for nic_id in nic_ids})
-    for start in range(0, len(nic_ids), 300):
-        batch = nic_ids[start:start + 300]
-        query = "\n".join([
-            "Resources",
-            "| where type =~ 'microsoft.network/networkinterfaces'",
-            "| where tolower(id) in (%s)" % ", ".join(kql_quote(nic_id) for nic_id in batch),
-            "| mv-expand ipconfig = properties.ipConfigurations",
-            "| project id, ip = tostring(ipconfig.properties.privateIPAddress)",
-        ])
-        with azure_errors("Failed to read network interfaces with Resource Graph"):
-            rows = query_resource_graph(module.clients.resource_graph(), module.subscription_id, query)
-        for row in rows:
-            if row.get("ip"):
-                by_nic.setdefault(row["id"].lower(), []).append(row["ip"])
-    return by_nic
+    groups = [validate_resource_group_name(resource_group)] if resource_group else []
+    rows = read_resource_graph(module.clients.resource_graph(), module.subscription_id,
+                               scale_set_query([], groups, [module.subscription_id]), "list the Flexible scale sets")
+    return sorted((ScaleSetRef.parse(row["id"]) for row in rows), key=lambda ref: ref.name)
 
 
 def run(module):
@@ -404,7 +381,8 @@ def run(module):
     # RV(instances) is documented sorted by scale set and name, whatever order the sets and names were given in.
     instances.sort(key=lambda member: ((member["scale_set"] or "").lower(), (member["name"] or "").lower()))
     if params["include_network"] and instances:
-        ips = private_ips_by_nic(module, [nic for m in instances for nic in m["network_interface_ids"]])
+        ips = private_ips_by_nic(module.clients.resource_graph(), module.subscription_id,
+                                 [nic for m in instances for nic in m["network_interface_ids"]])
         for member in instances:
             member["private_ips"] = [ip for nic in member["network_interface_ids"] for ip in ips.get(nic.lower(), [])]
     if params["include_protection"] and instances:

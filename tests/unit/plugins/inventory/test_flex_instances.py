@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import types
 
 import pytest
@@ -17,6 +18,7 @@ from ansible.inventory.data import InventoryData
 from ansible_collections.azure_flex.vmss.plugins.inventory import flex_instances as plugin
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, InvalidInputError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef
+from ansible_collections.azure_flex.vmss.tests.unit.plugins.module_utils import selection_samples
 
 SUB = "11111111-2222-3333-4444-555555555555"
 SET_ID = "/subscriptions/%s/resourceGroups/web-rg/providers/Microsoft.Compute/virtualMachineScaleSets/web" % SUB
@@ -35,10 +37,7 @@ def member_row(name, fault_domain=0, power="PowerState/running", zones=None, tag
             "computerName": name.replace("_", ""), "osType": "Linux"}
 
 
-def network_row(name, private_ip, public_ip=None, nic_primary="true", ipconfig_primary="true", nic="-nic"):
-    return {"id": vm_id(name).replace("virtualMachines", "networkInterfaces") + nic, "vmId": vm_id(name).lower(),
-            "nicPrimary": nic_primary, "ipconfigPrimary": ipconfig_primary, "privateIp": private_ip,
-            "publicIp": public_ip or "", "publicFqdn": ""}
+network_row = functools.partial(selection_samples.network_row, group="web-rg")
 
 
 class FakeGraph:
@@ -76,35 +75,6 @@ class FakeClients:
 def scale_set_row(set_id=SET_ID, mode="Flexible"):
     return {"id": set_id, "name": set_id.rsplit("/", 1)[1], "resourceGroup": "web-rg", "subscriptionId": SUB,
             "orchestrationMode": mode}
-
-
-# -- queries -------------------------------------------------------------------------------------
-
-def test_scale_set_query_names_sets_and_scopes_groups():
-    query = plugin.scale_set_query([SET_ID], ["web-rg", "other"], [SUB])
-    assert "tolower(id) in ('%s')" % SET_ID.lower() in query
-    assert "resourceGroup in~ ('web-rg', 'other')" in query
-    assert "properties.orchestrationMode =~ 'Flexible'" in query
-    assert "subscriptionId in~ ('%s')" % SUB in query
-
-
-def test_scale_set_query_with_names_only_does_not_list_every_flexible_set():
-    assert "orchestrationMode =~" not in plugin.scale_set_query([SET_ID], [], [SUB])
-
-
-def test_network_query_joins_nics_and_public_ips_and_projects_id_for_paging():
-    query = plugin.network_query([SET_ID])
-    assert query.count("join kind=") == 2
-    assert "| project id, vmId" in query
-    assert "'%s'" % SET_ID.lower() in query
-
-
-def test_addresses_put_the_primary_nic_and_ip_configuration_first():
-    rows = [network_row("a", "10.0.0.9", nic_primary="false", nic="-nic2"),
-            network_row("a", "10.0.0.5", ipconfig_primary="false"),
-            network_row("a", "10.0.0.4", public_ip="20.0.0.1")]
-    assert plugin.addresses_by_vm(rows)[vm_id("a").lower()] == {
-        "private_ips": ["10.0.0.4", "10.0.0.5", "10.0.0.9"], "public_ips": ["20.0.0.1"], "public_fqdns": []}
 
 
 # -- scale_sets entries ----------------------------------------------------------------------------

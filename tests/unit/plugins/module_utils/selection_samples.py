@@ -5,7 +5,7 @@
 
 """Members of the Flexible scale set web in rg1 in the layouts the collection reads them in (Resource Graph rows,
 VMs and instance views in REST layout), and selection criteria naming that set; shared by the tests of
-_members, _criteria and _selection."""
+_members, _criteria, _graph, _selection and the inventory plugin."""
 
 from __future__ import annotations
 
@@ -51,6 +51,13 @@ def instance_view(power="running", health=None, fault_domain=None):
     if fault_domain is not None:
         view["platformFaultDomain"] = fault_domain
     return view
+
+
+def network_row(name, private_ip, public_ip=None, nic_primary="true", ipconfig_primary="true", nic="-nic", group="rg1"):
+    """A row of ``_graph.network_query()``: an ip configuration of a network interface of VM ``name``."""
+    return {"id": vm_id(name, group).replace("virtualMachines", "networkInterfaces") + nic,
+            "vmId": vm_id(name, group).lower(), "nicPrimary": nic_primary, "ipconfigPrimary": ipconfig_primary,
+            "privateIp": private_ip, "publicIp": public_ip or "", "publicFqdn": ""}
 
 
 def criteria(**options):
