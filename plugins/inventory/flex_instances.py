@@ -151,13 +151,8 @@ from ansible.errors import AnsibleParserError
 from ansible.inventory.group import to_safe_group_name
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import (
-    AUTH_ARGUMENT_SPEC,
-    build_credential,
-    resolve_auth_settings,
-    resolve_cloud,
-)
-from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import AzureClients
+from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import AUTH_ARGUMENT_SPEC, resolve_auth_settings
+from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import clients_for_settings
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     AzureFlexError,
     InvalidInputError,
@@ -378,19 +373,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def build_clients(self):
         """Return ``(clients_for, auth_subscription, deadline)``; tests replace this method."""
         settings = resolve_auth_settings({name: self.get_option(name) for name in AUTH_ARGUMENT_SPEC}, os.environ)
-        cloud = resolve_cloud(settings.cloud_environment, settings.ca_bundle)
-        credential = build_credential(settings, cloud)
         deadline = Deadline(self.get_option("timeout"))
-        clients = {}
-
-        def clients_for(subscription_id):
-            key = subscription_id.lower()
-            if key not in clients:
-                clients[key] = AzureClients(credential, subscription_id, cloud, deadline=deadline,
-                                            ca_bundle=settings.ca_bundle)
-            return clients[key]
-
-        return clients_for, settings.subscription_id, deadline
+        return clients_for_settings(settings, deadline), settings.subscription_id, deadline
 
     def fetch_records(self):
         """Read every host record from Azure, or raise ``AnsibleParserError`` (never a partial list)."""

@@ -22,6 +22,9 @@ Both SDK generations the collection supports import from the same paths:
 The management-locks and Tags APIs are not reached through an SDK package: ``_arm_rest``'s
 ``ManagementLockClient`` and ``ResourceTagsClient`` send their REST calls over azure-mgmt-core's ARM
 pipeline (see that file for why), built with the same options as the SDK clients.
+
+The modules (``_module``) and the inventory plugin get their clients from ``clients_for_settings``, so
+both build credential, cloud and clients the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import importlib
 import threading
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._arm_rest import ManagementLockClient, ResourceTagsClient
+from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import build_credential, resolve_cloud
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import MissingDependencyError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import (
     OperationTimer,
@@ -174,6 +178,29 @@ class AzureClients:
             session.mount("http://", adapter)
             self._session = session
         return self._session
+
+
+def clients_for_settings(settings, deadline=None, polling_interval=DEFAULT_POLLING_INTERVAL, cloud=None):
+    """Return ``clients_for(subscription_id=None)``: the ``AzureClients`` of a subscription (by default the one
+    of ``settings``, resolved ``AuthSettings``), built on first use, one per subscription.
+
+    The one place where the modules and the inventory plugin put credential, cloud and clients together:
+    every subscription's clients share one credential (one token) and the cloud (resolved here unless
+    given), each with its own retry rules and request budget, as ARM counts requests per subscription.
+    """
+    cloud = cloud or resolve_cloud(settings.cloud_environment, settings.ca_bundle)
+    credential = build_credential(settings, cloud)
+    built = {}
+
+    def clients_for(subscription_id=None):
+        subscription_id = subscription_id or settings.subscription_id
+        key = subscription_id.lower()
+        if key not in built:
+            built[key] = AzureClients(credential, subscription_id, cloud, deadline=deadline,
+                                      polling_interval=polling_interval, ca_bundle=settings.ca_bundle)
+        return built[key]
+
+    return clients_for
 
 
 def as_rest_dict(model):

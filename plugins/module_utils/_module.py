@@ -31,13 +31,12 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import (
     AUTH_ARGUMENT_SPEC,
     AUTH_MUTUALLY_EXCLUSIVE,
-    build_credential,
     resolve_auth_settings,
     resolve_cloud,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import (
     DEFAULT_POLLING_INTERVAL,
-    AzureClients,
+    clients_for_settings,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     CODE_INVALID_INPUT,
@@ -168,15 +167,10 @@ class AzureFlexModule:
     def clients(self):
         """The ``AzureClients`` factory, created on first use. Tests may assign a fake."""
         if self._clients is None:
-            settings = self.auth_settings
-            self._clients = AzureClients(
-                build_credential(settings, self.cloud),
-                settings.subscription_id,
-                self.cloud,
-                deadline=self.deadline,
+            self._clients = clients_for_settings(
+                self.auth_settings, self.deadline, cloud=self.cloud,
                 polling_interval=self.module.params.get("polling_interval") or DEFAULT_POLLING_INTERVAL,
-                ca_bundle=settings.ca_bundle,
-            )
+            )()
         return self._clients
 
     @clients.setter

@@ -216,6 +216,22 @@ def test_azure_errors_become_parser_errors_with_code_and_request_id():
         inventory_plugin.fetch_records()
 
 
+def test_the_clients_come_from_the_auth_options_one_per_subscription_with_the_timeout():
+    inventory_plugin = make_plugin({"auth_source": "auto", "subscription_id": SUB, "client_id": "app",
+                                    "secret": "s" * 40, "tenant": "t", "timeout": 120})
+
+    clients_for, auth_subscription, deadline = inventory_plugin.build_clients()
+
+    other = "99999999-8888-7777-6666-555555555555"
+    assert auth_subscription == SUB
+    assert clients_for(SUB).subscription_id == SUB
+    assert clients_for(SUB.upper()) is clients_for(SUB)
+    assert clients_for(other).subscription_id == other
+    assert clients_for(other).credential is clients_for(SUB).credential
+    assert clients_for(SUB).retry_rules.deadline is deadline
+    assert deadline.seconds == 120
+
+
 def test_power_states_filter_the_records(monkeypatch):
     inventory_plugin = make_plugin({"power_states": ["running"]})
     monkeypatch.setattr(inventory_plugin, "build_clients", lambda: (None, SUB, None))

@@ -15,11 +15,12 @@ import time
 import pytest
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils import _clients
-from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import CloudEndpoints
+from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import CloudEndpoints, resolve_auth_settings
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import (
     USER_AGENT,
     AzureClients,
     as_rest_dict,
+    clients_for_settings,
     import_client_class,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import MissingDependencyError
@@ -264,3 +265,42 @@ def test_connection_pool_holds_every_worker_a_task_may_run():
     from ansible_collections.azure_flex.vmss.plugins.module_utils._module import MAX_PARALLEL_LIMIT
 
     assert _clients.CONNECTION_POOL_SIZE > MAX_PARALLEL_LIMIT
+
+
+# -- one wiring of credential, cloud and clients for the modules and the inventory ---------------------------
+
+OTHER_SUBSCRIPTION_ID = "99999999-8888-7777-6666-555555555555"
+
+
+def service_principal_settings(**params):
+    task = {"auth_source": "auto", "subscription_id": SUBSCRIPTION_ID, "client_id": "app", "secret": "s" * 40,
+            "tenant": "t"}
+    task.update(params)
+    return resolve_auth_settings(task, {})
+
+
+def test_clients_for_settings_builds_each_subscription_once_on_one_credential_and_cloud(tmp_path):
+    ca_bundle = tmp_path / "ca.pem"
+    ca_bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    deadline = Deadline(60)
+    clients_for = clients_for_settings(service_principal_settings(ca_bundle=str(ca_bundle)), deadline, polling_interval=7)
+
+    default, other = clients_for(), clients_for(OTHER_SUBSCRIPTION_ID)
+
+    assert default.subscription_id == SUBSCRIPTION_ID
+    assert clients_for(SUBSCRIPTION_ID.upper()) is default
+    assert clients_for(OTHER_SUBSCRIPTION_ID) is other
+    assert other.subscription_id == OTHER_SUBSCRIPTION_ID
+    assert other.credential is default.credential
+    assert other.cloud is default.cloud
+    assert default.cloud.name == "AzureCloud"
+    assert other.retry_rules is not default.retry_rules and other.rate_budget is not default.rate_budget
+    assert default.retry_rules.deadline is deadline
+    assert (default.polling_interval, default.ca_bundle) == (7, str(ca_bundle))
+    assert default.client_options()["connection_verify"] == str(ca_bundle)
+
+
+def test_clients_for_settings_uses_the_cloud_given_or_the_one_the_settings_name():
+    assert clients_for_settings(service_principal_settings(), cloud=CLOUD)().client_options()["base_url"] == BASE_URL
+    china = clients_for_settings(service_principal_settings(cloud_environment="AzureChinaCloud"))()
+    assert china.client_options()["base_url"] == "https://management.chinacloudapi.cn"
