@@ -5,30 +5,22 @@
 
 """Run a module's main() end to end over a scripted ARM (the ``run_module`` fixture of tests/unit/conftest.py).
 
-Only the credential and the transport are replaced: argument parsing, AzureFlexModule, the selection, every
+Only the credential, the environment and the transport are replaced (and the transport's sleeps are not slept): argument parsing, AzureFlexModule, the selection, every
 SDK client and its pipeline (retry policy, LRO polling, deserialisation) and exit_json/fail_json run for real.
 """
 
 from __future__ import annotations
 
 import collections
-import functools
 import json
 
 import pytest
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import CloudEndpoints
-from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import AzureClients, import_client_class
+from ansible_collections.azure_flex.vmss.plugins.module_utils import _module
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import AzureFlexModule
-from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import (
-    BASE_URL,
-    SUBSCRIPTION_ID,
-    FakeCredential,
-    scripted_transport,
-)
+from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import SUBSCRIPTION_ID, FakeCredential, clients_over
 from ansible_collections.azure_flex.vmss.tests.unit.utils.module_args import patch_module_args
 
-CLOUD = CloudEndpoints("Test", BASE_URL, "https://login.test.invalid", BASE_URL + "/")
 # What the AWX credential injects: the module resolves a service principal from it (the credential itself is fake).
 CREDENTIAL_ENVIRONMENT = {"AZURE_SUBSCRIPTION_ID": SUBSCRIPTION_ID, "AZURE_CLIENT_ID": "app", "AZURE_SECRET": "s",
                           "AZURE_TENANT": "t"}
@@ -52,18 +44,19 @@ def writes(requests):
 
 def run_main(module, args, arm, capsys, monkeypatch):
     """Run ``module.main()`` with ``args`` (resource_group and scale_set default to the ARM's) over ``arm``."""
-    transport, adapter = scripted_transport(arm)
-
-    def importer(service):
-        return functools.partial(import_client_class(service), transport=transport)
-
+    built = []
     real_init = AzureFlexModule.__init__
 
     def init(self, *a, **kw):
         kw["environ"] = dict(CREDENTIAL_ENVIRONMENT)
         real_init(self, *a, **kw)
-        self.clients = AzureClients(FakeCredential(), SUBSCRIPTION_ID, CLOUD, deadline=self.deadline,
-                                    polling_interval=1, client_importer=importer)
+
+    def scripted_clients(credential, subscription_id, cloud, deadline=None, polling_interval=None, ca_bundle=None):
+        # Built when the module first uses its clients, with the deadline and polling interval it has then.
+        clients, adapter, _sleeps = clients_over(arm, polling_interval=polling_interval, ca_bundle=ca_bundle,
+                                                 deadline=deadline)
+        built.append(adapter)
+        return clients
 
     defaults = {"resource_group": getattr(arm, "resource_group", None), "scale_set": getattr(arm, "scale_set", None)}
     given = dict(defaults, **args)
@@ -71,7 +64,10 @@ def run_main(module, args, arm, capsys, monkeypatch):
     capsys.readouterr()
     with monkeypatch.context() as patch:
         patch.setattr(AzureFlexModule, "__init__", init)
+        patch.setattr(_module, "build_credential", lambda settings, cloud: FakeCredential())
+        patch.setattr(_module, "AzureClients", scripted_clients)
         with patch_module_args(given):
             with pytest.raises(SystemExit) as exited:
                 module.main()
-    return ModuleRun(exited.value.code, json.loads(capsys.readouterr().out), list(adapter.requests))
+    requests = [request for adapter in built for request in adapter.requests]
+    return ModuleRun(exited.value.code, json.loads(capsys.readouterr().out), requests)

@@ -53,7 +53,8 @@ class Member:
         self.fault_domain = fault_domain
         self.zone = zone
         # {extension name: REST body}, as Azure returns it (never with protectedSettings).
-        self.extensions = {name_: copy.deepcopy(body) for name_, body in (extensions or {}).items()}
+        self.extensions = {name_.lower(): dict(copy.deepcopy(body), name=name_)
+                           for name_, body in (extensions or {}).items()}
         # [{"name", "level", "notes"}]: locks on the VM itself.
         self.locks = [dict(lock) for lock in locks or []]
         # The REST protectionPolicy of the scale set VM view, or None.
@@ -126,10 +127,12 @@ class ScriptedArm:
 
     # -- what tests ask ---------------------------------------------------------------------------
 
-    def refuse(self, method, path_pattern, status, code, message=None, request_id="req-1"):
-        """Answer requests of ``method`` whose path matches ``path_pattern`` (a regex) with an ARM error."""
-        self.refusals.append((method, re.compile(path_pattern, re.IGNORECASE), status, code,
-                              message or "refused: %s" % code, request_id))
+    def refuse(self, method, path_pattern, status, code, message=None, request_id="req-1", times=None, headers=None):
+        """Answer requests of ``method`` whose path matches ``path_pattern`` (a regex) with an ARM error: every
+        such request, or only the first ``times`` of them (a transient failure); ``headers`` are added."""
+        self.refusals.append({"method": method, "pattern": re.compile(path_pattern, re.IGNORECASE),
+                              "status": status, "body": arm_error(code, message or "refused: %s" % code),
+                              "headers": dict(headers or {}, **{"x-ms-request-id": request_id}), "times": times})
 
     def member(self, name):
         return self.members[name.lower()]
@@ -159,9 +162,12 @@ class ScriptedArm:
         parts = urlsplit(request.url)
         path = parts.path
         query = {key: values[0] for key, values in parse_qs(parts.query).items()}
-        for method, pattern, status, code, message, request_id in self.refusals:
-            if method == request.method and pattern.search(path):
-                return reply(status, arm_error(code, message), {"x-ms-request-id": request_id})
+        with self._lock:
+            for refusal in self.refusals:
+                if refusal["method"] == request.method and refusal["pattern"].search(path) and refusal["times"] != 0:
+                    if refusal["times"] is not None:
+                        refusal["times"] -= 1
+                    return reply(refusal["status"], refusal["body"], refusal["headers"])
         for method, pattern, handler in self._routes:
             match = pattern.search(path)
             if match and method in (request.method, "*"):
@@ -456,3 +462,18 @@ def load_balancer(name="web-lb", resource_group="rg1", private_ip="10.0.0.4"):
             "privateIPAddress": private_ip, "privateIPAllocationMethod": "Static"}}],
         "backendAddressPools": [{"id": lb_id + "/backendAddressPools/pool", "name": "pool", "properties": {}}],
         "inboundNatRules": [], "loadBalancingRules": [], "probes": []}}
+
+
+def rest_extension(name="CustomScript", publisher="Microsoft.Azure.Extensions", type_="CustomScript",
+                   version="2.1", settings=None, tag=None, auto_upgrade=None, vm_id=None):
+    """A VM extension as Azure returns it (REST layout), on the VM ``vm_id`` (a placeholder VM when not given)."""
+    properties = {"publisher": publisher, "type": type_, "typeHandlerVersion": version,
+                  "provisioningState": "Succeeded"}
+    if settings is not None:
+        properties["settings"] = settings
+    if tag is not None:
+        properties["forceUpdateTag"] = tag
+    if auto_upgrade is not None:
+        properties["autoUpgradeMinorVersion"] = auto_upgrade
+    vm_id = vm_id or "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
+    return {"name": name, "id": vm_id + "/extensions/" + name, "properties": properties}
