@@ -54,7 +54,8 @@ def run_module(capsys, monkeypatch):
     """``run_module(module, arm, args)``: run ``module.main()`` with ``args`` over ``arm`` (a ScriptedArm, or any
     function of the request), returning a ``ModuleRun`` (exit_code, result, requests; ``.writes``)."""
     # Imported here: the collection is importable only once _expose_collection() has run.
-    from ansible_collections.azure_flex.vmss.tests.unit.utils.module_runner import run_main  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.azure_flex.vmss.tests.unit.utils.module_runner import run_main
 
     def runner(module, arm, args):
         return run_main(module, args, arm, capsys, monkeypatch)

@@ -5,8 +5,9 @@
 
 """Run a module's main() end to end over a scripted ARM (the ``run_module`` fixture of tests/unit/conftest.py).
 
-Only the credential, the environment and the transport are replaced (and the transport's sleeps are not slept): argument parsing, AzureFlexModule, the selection, every
-SDK client and its pipeline (retry policy, LRO polling, deserialisation) and exit_json/fail_json run for real.
+Only the credential, the environment and the transport are replaced (the transport's sleeps are recorded, not
+slept): argument parsing, AzureFlexModule, the selection, every SDK client and its pipeline (retry policy, LRO
+polling, deserialisation) and exit_json/fail_json run for real.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ import pytest
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils import _module
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import AzureFlexModule
-from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import SUBSCRIPTION_ID, FakeCredential, clients_over
+from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import (
+    SUBSCRIPTION_ID,
+    FakeCredential,
+    clients_over,
+)
 from ansible_collections.azure_flex.vmss.tests.unit.utils.module_args import patch_module_args
 
 # What the AWX credential injects: the module resolves a service principal from it (the credential itself is fake).

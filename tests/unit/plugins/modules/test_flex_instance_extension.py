@@ -239,5 +239,6 @@ def test_nothing_to_do_on_a_stopped_member_is_not_a_refusal(run_module):
 
     run = run_extension(run_module, arm, {"instances": ["b"], "state": "absent"}, check_mode=True)
 
-    assert run.result["instances"][0]["status"] == "skipped" and run.result["instances"][0]["reason"] == "already absent"
+    entry = run.result["instances"][0]
+    assert entry["status"] == "skipped" and entry["reason"] == "already absent"
     assert run.writes == []
