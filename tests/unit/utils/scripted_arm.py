@@ -117,6 +117,7 @@ class ScriptedArm:
             ("GET", r"/virtualMachines/(?P<vm>[^/]+)/extensions", self._list_extensions),
             ("*", r"/virtualMachines/(?P<vm>[^/]+)/extensions/(?P<ext>[^/]+)", self._extension),
             ("GET", r"/loadBalancers/(?P<lb>[^/]+)", self._get_load_balancer),
+            ("GET", r"/loadBalancers/(?P<lb>[^/]+)/inboundNatRules/(?P<rule>[^/]+)", self._get_nat_rule),
             ("PUT", r"/loadBalancers/(?P<lb>[^/]+)/inboundNatRules/(?P<rule>[^/]+)", self._put_nat_rule),
             ("DELETE", r"/loadBalancers/(?P<lb>[^/]+)/inboundNatRules/(?P<rule>[^/]+)", self._delete_nat_rule),
             ("GET", r"/networkInterfaces/(?P<nic>[^/]+)", self._get_nic),
@@ -245,7 +246,14 @@ class ScriptedArm:
     # -- routes -----------------------------------------------------------------------------------
 
     def _graph(self, request, query):
-        rows = [] if self.graph_lag else [self._graph_row(member) for member in self.members.values()]
+        if "microsoft.network/networkinterfaces" in request.json()["query"].lower():
+            # The private IPs of NICs (flex_list_instances include_network): one row per IP configuration.
+            rows = [{"id": nic["id"], "ip": ipconfig["properties"]["privateIPAddress"]} for nic in self.nics.values()
+                    for ipconfig in nic["properties"]["ipConfigurations"]]
+        elif self.graph_lag:
+            rows = []
+        else:
+            rows = [self._graph_row(member) for member in self.members.values()]
         return reply(200, {"totalRecords": len(rows), "count": len(rows), "resultTruncated": "false", "data": rows})
 
     def _operation(self, request, query, ns, op):
@@ -428,6 +436,12 @@ class ScriptedArm:
         if self.load_balancer is None or lb.lower() != self.load_balancer["name"].lower():
             return self._missing("Microsoft.Network/loadBalancers", lb)
         return reply(200, copy.deepcopy(self.load_balancer))
+
+    def _get_nat_rule(self, request, query, lb, rule):
+        for held in self.load_balancer["properties"].get("inboundNatRules") or []:
+            if held["name"].lower() == rule.lower():
+                return reply(200, copy.deepcopy(held))
+        return self._missing("Microsoft.Network/loadBalancers/inboundNatRules", rule)
 
     def _put_nat_rule(self, request, query, lb, rule):
         body = dict(request.json(), name=rule)
