@@ -41,6 +41,12 @@ class ModuleRun(collections.namedtuple("ModuleRun", "exit_code result requests")
         """The requests that could change something (Resource Graph's read-only query POST excluded)."""
         return writes(self.requests)
 
+    @property
+    def warnings(self):
+        """The texts of the task's warnings (ansible-core 2.19 reports each as a structured summary)."""
+        return [warning if isinstance(warning, str) else (warning.get("event") or warning).get("msg")
+                for warning in self.result.get("warnings") or []]
+
 
 def writes(requests):
     return [request for request in requests if request.method not in ("GET", "HEAD")
