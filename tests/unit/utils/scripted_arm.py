@@ -463,7 +463,23 @@ class ScriptedArm:
 
     def _put_nic(self, request, query, nic):
         self.nics[nic.lower()] = dict(request.json(), name=self.nics[nic.lower()]["name"])
+        if self.load_balancer is not None:
+            self._reflect_nat_bindings()
         return self._lro(200, copy.deepcopy(self.nics[nic.lower()]))
+
+    def _reflect_nat_bindings(self):
+        """As Azure does, a NAT rule names the IP configuration bound to it (backendIPConfiguration)."""
+        bound = {}
+        for held in self.nics.values():
+            for ipconfig in held["properties"]["ipConfigurations"]:
+                for rule in (ipconfig.get("properties") or {}).get("loadBalancerInboundNatRules") or []:
+                    bound[rule["id"].lower()] = ipconfig["id"]
+        for rule in self.load_balancer["properties"].get("inboundNatRules") or []:
+            properties = rule.setdefault("properties", {})
+            if rule["id"].lower() in bound:
+                properties["backendIPConfiguration"] = {"id": bound[rule["id"].lower()]}
+            else:
+                properties.pop("backendIPConfiguration", None)
 
 
 def load_balancer(name="web-lb", resource_group="rg1", private_ip="10.0.0.4"):
