@@ -16,6 +16,12 @@ import collections
 import json
 
 import pytest
+from ansible.module_utils.common import warnings as ansible_warnings
+
+try:
+    from ansible.module_utils import _internal as ansible_internal  # ansible-core 2.19 and later
+except ImportError:  # older ansible-core has no controller switch: module warnings always go into the result
+    ansible_internal = None
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils import _module
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import AzureFlexModule
@@ -77,8 +83,36 @@ def run_main(module, args, arm, capsys, monkeypatch):
         patch.setattr(AzureFlexModule, "__init__", init)
         patch.setattr(_module, "build_credential", lambda settings, cloud: FakeCredential())
         patch.setattr(_module, "AzureClients", scripted_clients)
+        as_a_module_process(patch)
         with patch_module_args(given):
             with pytest.raises(SystemExit) as exited:
                 module.main()
     requests = [request for adapter in built for request in adapter.requests]
     return ModuleRun(exited.value.code, json.loads(capsys.readouterr().out), requests)
+
+
+def as_a_module_process(patch):
+    """Make ansible-core treat this run as a module process: warnings go into the result, none of an earlier run.
+
+    Once controller code is imported (the inventory, action and filter plugin tests do), ansible-core 2.19 sends
+    module warnings to the controller's display instead of the result.
+    """
+    if ansible_internal is not None:
+        patch.setattr(ansible_internal, "is_controller", False)
+    for name in ("_global_warnings", "_global_deprecations"):
+        if hasattr(ansible_warnings, name):
+            patch.setattr(ansible_warnings, name, type(getattr(ansible_warnings, name))())
+
+
+def module_over(arm, args=None, argument_spec=None):
+    """``(module, adapter)``: a real AzureFlexModule with the task options ``args`` whose clients talk to ``arm``.
+
+    For tests of module_utils functions that take the module (fan_out, deadline, clients, warn...): everything
+    they use is the real thing, only the transport is scripted.
+    """
+    with patch_module_args(dict(args or {})):
+        module = AzureFlexModule(argument_spec or {}, supports_check_mode=True,
+                                 environ=dict(CREDENTIAL_ENVIRONMENT))
+    clients, adapter, _sleeps = clients_over(arm, deadline=module.deadline)
+    module.clients = clients
+    return module, adapter

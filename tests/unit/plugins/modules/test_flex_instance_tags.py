@@ -97,8 +97,8 @@ def test_check_mode_writes_nothing_and_predicts(run_module):
     arm = tagged_arm({"a": {"app": "web"}, "b": {"app": "web", "run": "r1"}})
 
     code, result, requests = run_module(module, arm, {"instances": ["all"], "member_source": "compute",
-                                              "set_tags": {"run": "r1"}, "_ansible_check_mode": True,
-                                              "_ansible_diff": True})
+                                                      "set_tags": {"run": "r1"}, "_ansible_check_mode": True,
+                                                      "_ansible_diff": True})
 
     assert code == 0
     assert writes(requests) == []
@@ -136,7 +136,7 @@ def test_a_refused_member_fails_the_task_with_the_arm_error_and_the_others_are_d
     arm = tagged_arm({"a": {}, "b": {}}, patch_error={"b"})
 
     code, result, _requests = run_module(module, arm, {"instances": ["all"], "member_source": "compute",
-                                               "set_tags": {"run": "r1"}})
+                                                       "set_tags": {"run": "r1"}})
 
     assert code == 1
     assert result["failed"] is True
@@ -163,7 +163,7 @@ def test_remove_sends_a_delete_with_the_values_read_and_purge_one_replace(run_mo
     arm = tagged_arm({"a": {"app": "web", "old": "1"}, "b": {"app": "web"}})
 
     code, result, _requests = run_module(module, arm, {"instances": ["a", "b"], "set_tags": {"new": "2"},
-                                               "remove_tags": ["OLD"]})
+                                                       "remove_tags": ["OLD"]})
 
     assert code == 0
     # Members are written concurrently; each member's requests come in order.

@@ -245,8 +245,8 @@ def test_whole_run_creates_a_rule_per_member_binds_its_nic_and_a_rerun_changes_n
     assert (rule["frontendPort"], rule["backendPort"], rule["protocol"]) == (50000, 22, "Tcp")
     nic = run.writes[1].json()["properties"]["ipConfigurations"][0]["properties"]
     assert [bound["id"].rsplit("/", 1)[1] for bound in nic["loadBalancerInboundNatRules"]] == ["ssh-a"]
-    assert [(entry["name"], entry["status"]) for entry in run.result["instances"]] == [("a", "changed"),
-                                                                                     ("b", "changed")]
+    assert [(entry["name"], entry["status"]) for entry in run.result["instances"]] == [
+        ("a", "changed"), ("b", "changed")]
 
     again = run_module(module, arm, PER_MEMBER_ARGS)
 
