@@ -86,7 +86,7 @@ class ScriptedArm:
         self.load_balancer = copy.deepcopy(load_balancer)
         # Whether Azure accepts the scale set VM API with a VM name (native instance protection).
         self.native_protection = native_protection
-        # What the writes sent, in order: (what, name, body).
+        # The Tags API PATCHes received, in order: (member name, body).
         self.tag_patches = []
         self.refusals = []
         self._operations = itertools.count(1)
@@ -178,10 +178,10 @@ class ScriptedArm:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _lro(self, status, body=None, location=False):
+    def _lro(self, status, body=None, location=False, provider="Microsoft.Compute"):
         """An accepted long-running operation, already finished when first polled."""
-        url = "%s/subscriptions/%s/providers/Microsoft.Compute/locations/%s/operations/op-%d?api-version=2024-07-01" % (
-            BASE_URL, SUBSCRIPTION_ID, LOCATION, next(self._operations))
+        url = "%s/subscriptions/%s/providers/%s/locations/%s/operations/op-%d?api-version=2024-07-01" % (
+            BASE_URL, SUBSCRIPTION_ID, provider, LOCATION, next(self._operations))
         headers = {"Azure-AsyncOperation": url, "Retry-After": "0"}
         if location:
             headers["Location"] = url + "&monitor=true"
@@ -366,6 +366,8 @@ class ScriptedArm:
 
     def _patch_scale_set_vm(self, request, query, set, vm):  # pylint: disable=redefined-builtin
         member = self._found(vm)
+        if member is None:
+            return self._missing("Microsoft.Compute/virtualMachineScaleSets/virtualMachines", vm)
         member.protection = dict((request.json().get("properties") or {}).get("protectionPolicy") or {})
         return self._lro(200, self._scale_set_vm_body(member))
 
@@ -449,12 +451,12 @@ class ScriptedArm:
         body.setdefault("properties", {})["provisioningState"] = "Succeeded"
         rules = self.load_balancer["properties"].setdefault("inboundNatRules", [])
         rules[:] = [held for held in rules if held["name"].lower() != rule.lower()] + [body]
-        return self._lro(201, body)
+        return self._lro(201, body, provider="Microsoft.Network")
 
     def _delete_nat_rule(self, request, query, lb, rule):
         rules = self.load_balancer["properties"].setdefault("inboundNatRules", [])
         rules[:] = [held for held in rules if held["name"].lower() != rule.lower()]
-        return self._lro(202, location=True)
+        return self._lro(202, location=True, provider="Microsoft.Network")
 
     def _get_nic(self, request, query, nic):
         if nic.lower() not in self.nics:
@@ -462,10 +464,12 @@ class ScriptedArm:
         return reply(200, copy.deepcopy(self.nics[nic.lower()]))
 
     def _put_nic(self, request, query, nic):
+        if nic.lower() not in self.nics:
+            return self._missing("Microsoft.Network/networkInterfaces", nic)
         self.nics[nic.lower()] = dict(request.json(), name=self.nics[nic.lower()]["name"])
         if self.load_balancer is not None:
             self._reflect_nat_bindings()
-        return self._lro(200, copy.deepcopy(self.nics[nic.lower()]))
+        return self._lro(200, copy.deepcopy(self.nics[nic.lower()]), provider="Microsoft.Network")
 
     def _reflect_nat_bindings(self):
         """As Azure does, a NAT rule names the IP configuration bound to it (backendIPConfiguration)."""

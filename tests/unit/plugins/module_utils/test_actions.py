@@ -151,7 +151,7 @@ SCALE_SET = {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compu
              "name": "web", "resource_group": "rg"}
 
 
-def over(*members):
+def scripted_module(*members):
     """A real module over a scripted ARM serving ``members``: (module, adapter, arm, the set, member dicts)."""
     arm = ScriptedArm(members, resource_group="rg")
     flex_module, adapter = module_over(arm)
@@ -167,8 +167,8 @@ def over(*members):
     ("delete", "ReadOnly", True),
 ])
 def test_implicitly_selected_members_protected_from_the_action_are_skipped(action, level, skipped):
-    fake, _adapter, _arm, scale_set, members = over(Member("web_1", locks=[{"name": "keep", "level": level}]),
-                                              Member("web_2"))
+    fake, _adapter, _arm, scale_set, members = scripted_module(
+        Member("web_1", locks=[{"name": "keep", "level": level}]), Member("web_2"))
     planned = module.plan_members(module.ACTIONS[action], [members["web_1"], members["web_2"]], named=False)
     module.respect_protection(fake, module.ACTIONS[action], planned, named=False, scale_set=scale_set)
     statuses = {entry["name"]: (entry["status"], entry.get("reason")) for entry, _member in planned}
@@ -177,8 +177,8 @@ def test_implicitly_selected_members_protected_from_the_action_are_skipped(actio
 
 
 def test_a_named_protected_member_fails_the_task_before_anything_is_done():
-    fake, adapter, _arm, scale_set, members = over(Member("web_1", locks=[{"name": "keep", "level": "ReadOnly"}]),
-                                             Member("web_2"))
+    fake, adapter, _arm, scale_set, members = scripted_module(
+        Member("web_1", locks=[{"name": "keep", "level": "ReadOnly"}]), Member("web_2"))
     planned = module.plan_members(module.ACTIONS["restart"], [members["web_1"], members["web_2"]], named=True)
     with pytest.raises(module.AzureFlexError) as raised:
         module.respect_protection(fake, module.ACTIONS["restart"], planned, named=True, scale_set=scale_set)
@@ -188,7 +188,7 @@ def test_a_named_protected_member_fails_the_task_before_anything_is_done():
 
 
 def test_no_lock_is_read_when_nothing_is_to_be_done():
-    fake, adapter, _arm, scale_set, members = over(Member("web_1"))
+    fake, adapter, _arm, scale_set, members = scripted_module(Member("web_1"))
     planned = module.plan_members(module.ACTIONS["start"], [members["web_1"]], named=False)
     module.respect_protection(fake, module.ACTIONS["start"], planned, named=False, scale_set=scale_set)
     # Neither the locks nor the scale set VM view (native protection) were read: no request at all.
@@ -202,7 +202,7 @@ def test_no_lock_is_read_when_nothing_is_to_be_done():
     ({"protectFromScaleIn": True}, "delete", True),
 ])
 def test_native_instance_protection_is_honoured_like_a_lock(policy, action, skipped):
-    fake, _adapter, _arm, scale_set, members = over(Member("web_1", protection=policy), Member("web_2"))
+    fake, _adapter, _arm, scale_set, members = scripted_module(Member("web_1", protection=policy), Member("web_2"))
     planned = module.plan_members(module.ACTIONS[action], [members["web_1"], members["web_2"]], named=False)
     module.respect_protection(fake, module.ACTIONS[action], planned, named=False, scale_set=scale_set)
     statuses = {entry["name"]: entry["status"] for entry, _member in planned}
@@ -214,7 +214,7 @@ def flaky_reads(misses):
 
     Returns (module, web_1, a function counting the instance view reads made, the warnings given).
     """
-    fake, adapter, arm, _scale_set, members = over(Member("web_1"))
+    fake, adapter, arm, _scale_set, members = scripted_module(Member("web_1"))
     arm.refuse("GET", r"/virtualMachines/web_1/instanceView$", 404, "ResourceNotFound", "VM not found", times=misses)
     warnings = []
     fake.warn = warnings.append
