@@ -22,6 +22,8 @@ import shutil
 import sys
 import tempfile
 
+import pytest
+
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTION_PATH_SUFFIX = os.path.join("ansible_collections", "azure_flex", "vmss")
 
@@ -45,3 +47,16 @@ def _expose_collection():
 
 if not _running_under_ansible_test():
     _expose_collection()
+
+
+@pytest.fixture
+def run_module(capsys, monkeypatch):
+    """``run_module(module, arm, args)``: run ``module.main()`` with ``args`` over ``arm`` (a ScriptedArm, or any
+    function of the request), returning a ``ModuleRun`` (exit_code, result, requests; ``.writes``)."""
+    # Imported here: the collection is importable only once _expose_collection() has run.
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.azure_flex.vmss.tests.unit.utils.module_runner import run_main
+
+    def runner(module, arm, args):
+        return run_main(module, args, arm, capsys, monkeypatch)
+    return runner

@@ -12,6 +12,7 @@ policies, retry, LRO polling, deserialisation) runs for real.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import io
 import json
@@ -24,9 +25,13 @@ from requests.adapters import BaseAdapter
 from azure.core.credentials import AccessToken
 from azure.core.pipeline.transport import RequestsTransport
 
+from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import CloudEndpoints
+from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import AzureClients, import_client_class
+
 
 SUBSCRIPTION_ID = "11111111-2222-3333-4444-555555555555"
 BASE_URL = "https://arm.test.invalid"
+CLOUD = CloudEndpoints("Test", BASE_URL, "https://login.test.invalid", "https://arm.test.invalid/")
 
 
 class FakeCredential:
@@ -108,6 +113,23 @@ def scripted_transport(script):
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return RequestsTransport(session=session, session_owner=False), adapter
+
+
+def clients_over(script, polling_interval=2, ca_bundle=None, deadline=None):
+    """AzureClients whose real SDK clients talk to a scripted transport. Returns (clients, adapter, sleeps).
+
+    The transport's sleeps (retry waits, LRO polling) are recorded in ``sleeps`` instead of slept.
+    """
+    transport, adapter = scripted_transport(script)
+    sleeps = []
+    transport.sleep = sleeps.append
+
+    def importer(service):
+        return functools.partial(import_client_class(service), transport=transport)
+
+    clients = AzureClients(FakeCredential(), SUBSCRIPTION_ID, CLOUD, deadline=deadline,
+                           polling_interval=polling_interval, ca_bundle=ca_bundle, client_importer=importer)
+    return clients, adapter, sleeps
 
 
 class FakeClock:

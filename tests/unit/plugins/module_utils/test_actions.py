@@ -7,11 +7,16 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.azure_flex.vmss.plugins.module_utils import _actions as module
 from ansible_collections.azure_flex.vmss.plugins.modules import flex_instance_action
+from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import clients_over
+from ansible_collections.azure_flex.vmss.tests.unit.utils.module_runner import module_over
+from ansible_collections.azure_flex.vmss.tests.unit.utils.scripted_arm import Member, ScriptedArm
 
 
 def member(name, power_state="running", **extra):
@@ -142,56 +147,16 @@ def test_each_action_calls_the_single_vm_api(action, params, expected):
     assert compute.calls == [expected]
 
 
-class _FakeLocks:
-    def __init__(self, locks_in_group):
-        self.locks_in_group = locks_in_group
-        self.calls = 0
-
-    def list_by_scope(self, scope, filter=None):  # pylint: disable=redefined-builtin
-        self.calls += 1
-        return []
-
-    def list_at_resource_group_level(self, resource_group_name):
-        self.calls += 1
-        return list(self.locks_in_group)
-
-
-class _FakeScaleSetVms:
-    """The VMSS-VM API of a Flexible set: each member's protectionPolicy (``native``: {name: policy})."""
-
-    def __init__(self, native):
-        self.native = native
-        self.calls = 0
-
-    def get(self, resource_group, scale_set, name):
-        self.calls += 1
-        return {"name": name, "properties": {"protectionPolicy": self.native.get(name, {})}}
-
-
-class _FakeModule:
-    subscription_id = "s"
-
-    def __init__(self, locks_in_group, native=None):
-        self.operations = _FakeLocks(locks_in_group)
-        self.scale_set_vms = _FakeScaleSetVms(native or {})
-        operations, vms = self.operations, self.scale_set_vms
-        self.clients = type("Clients", (), {
-            "locks": lambda _self: type("C", (), {"management_locks": operations})(),
-            "compute": lambda _self: type("C", (), {"virtual_machine_scale_set_vms": vms})()})()
-
-    @staticmethod
-    def fan_out(func, items):
-        return [type("Outcome", (), {"item": item, "result": func(item), "ok": True, "error": None})()
-                for item in items]
-
-
 SCALE_SET = {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/web",
              "name": "web", "resource_group": "rg"}
 
 
-def _lock(vm, name, level):
-    return {"id": member(vm)["id"] + "/providers/Microsoft.Authorization/locks/" + name, "name": name,
-            "properties": {"level": level}}
+def scripted_module(*members):
+    """A real module over a scripted ARM serving ``members``: (module, adapter, arm, the set, member dicts)."""
+    arm = ScriptedArm(members, resource_group="rg")
+    flex_module, adapter = module_over(arm)
+    scale_set = dict(SCALE_SET, id=arm.scale_set_id)
+    return flex_module, adapter, arm, scale_set, {name: member(name, id=arm.vm_id(name)) for name in arm.members}
 
 
 @pytest.mark.parametrize("action, level, skipped", [
@@ -202,29 +167,33 @@ def _lock(vm, name, level):
     ("delete", "ReadOnly", True),
 ])
 def test_implicitly_selected_members_protected_from_the_action_are_skipped(action, level, skipped):
-    fake = _FakeModule([_lock("web_1", "keep", level)])
-    planned = module.plan_members(module.ACTIONS[action], [member("web_1"), member("web_2")], named=False)
-    module.respect_protection(fake, module.ACTIONS[action], planned, named=False, scale_set=SCALE_SET)
+    fake, _adapter, _arm, scale_set, members = scripted_module(
+        Member("web_1", locks=[{"name": "keep", "level": level}]), Member("web_2"))
+    planned = module.plan_members(module.ACTIONS[action], [members["web_1"], members["web_2"]], named=False)
+    module.respect_protection(fake, module.ACTIONS[action], planned, named=False, scale_set=scale_set)
     statuses = {entry["name"]: (entry["status"], entry.get("reason")) for entry, _member in planned}
     expected = ("skipped", "protected by lock 'keep' (%s, on the VM)" % level) if skipped else ("act", None)
     assert statuses == {"web_1": expected, "web_2": ("act", None)}
 
 
 def test_a_named_protected_member_fails_the_task_before_anything_is_done():
-    fake = _FakeModule([_lock("web_1", "keep", "ReadOnly")])
-    planned = module.plan_members(module.ACTIONS["restart"], [member("web_1"), member("web_2")], named=True)
+    fake, adapter, _arm, scale_set, members = scripted_module(
+        Member("web_1", locks=[{"name": "keep", "level": "ReadOnly"}]), Member("web_2"))
+    planned = module.plan_members(module.ACTIONS["restart"], [members["web_1"], members["web_2"]], named=True)
     with pytest.raises(module.AzureFlexError) as raised:
-        module.respect_protection(fake, module.ACTIONS["restart"], planned, named=True, scale_set=SCALE_SET)
+        module.respect_protection(fake, module.ACTIONS["restart"], planned, named=True, scale_set=scale_set)
+    assert [request.method for request in adapter.requests if request.method != "GET"] == []
     assert raised.value.code == "AzureFlexProtectedByLock"
     assert "web_1 ('keep' (ReadOnly, on the VM))" in raised.value.msg
 
 
 def test_no_lock_is_read_when_nothing_is_to_be_done():
-    fake = _FakeModule([])
-    planned = module.plan_members(module.ACTIONS["start"], [member("web_1")], named=False)
-    module.respect_protection(fake, module.ACTIONS["start"], planned, named=False, scale_set=SCALE_SET)
-    assert fake.operations.calls == 0
-    assert fake.scale_set_vms.calls == 0
+    fake, adapter, _arm, scale_set, members = scripted_module(Member("web_1"))
+    planned = module.plan_members(module.ACTIONS["start"], [members["web_1"]], named=False)
+    module.respect_protection(fake, module.ACTIONS["start"], planned, named=False, scale_set=scale_set)
+    # Neither the locks nor the scale set VM view (native protection) were read: no request at all.
+    assert [request for request in adapter.requests if "/locks" in request.url] == []
+    assert [request for request in adapter.requests if "/virtualMachineScaleSets/" in request.url] == []
 
 
 @pytest.mark.parametrize("policy, action, skipped", [
@@ -233,59 +202,46 @@ def test_no_lock_is_read_when_nothing_is_to_be_done():
     ({"protectFromScaleIn": True}, "delete", True),
 ])
 def test_native_instance_protection_is_honoured_like_a_lock(policy, action, skipped):
-    fake = _FakeModule([], native={"web_1": policy})
-    planned = module.plan_members(module.ACTIONS[action], [member("web_1"), member("web_2")], named=False)
-    module.respect_protection(fake, module.ACTIONS[action], planned, named=False, scale_set=SCALE_SET)
+    fake, _adapter, _arm, scale_set, members = scripted_module(Member("web_1", protection=policy), Member("web_2"))
+    planned = module.plan_members(module.ACTIONS[action], [members["web_1"], members["web_2"]], named=False)
+    module.respect_protection(fake, module.ACTIONS[action], planned, named=False, scale_set=scale_set)
     statuses = {entry["name"]: entry["status"] for entry, _member in planned}
     assert statuses == {"web_1": "skipped" if skipped else "act", "web_2": "act"}
 
 
-class _NotFound(module.AzureFlexError):
-    def __init__(self):
-        super().__init__("VM not found", code="ResourceNotFound", status=404)
+def flaky_reads(misses):
+    """A real module whose reads of web_1's instance view answer 404 ``misses`` times, then the running VM.
 
+    Returns (module, web_1, a function counting the instance view reads made, the warnings given).
+    """
+    fake, adapter, arm, _scale_set, members = scripted_module(Member("web_1"))
+    arm.refuse("GET", r"/virtualMachines/web_1/instanceView$", 404, "ResourceNotFound", "VM not found", times=misses)
+    warnings = []
+    fake.warn = warnings.append
 
-class _FlakyReads:
-    """A module whose instance-view reads answer 404 ``misses`` times, then the running VM."""
+    def reads():
+        return len([request for request in adapter.requests if request.url.split("?")[0].endswith("/instanceView")])
 
-    def __init__(self, misses):
-        self.misses = misses
-        self.reads = 0
-        self.warnings = []
-        outer = self
-
-        class VirtualMachines:
-            def instance_view(self, resource_group, name):
-                outer.reads += 1
-                if outer.reads <= outer.misses:
-                    raise _NotFound()
-                return {"statuses": [{"code": "ProvisioningState/succeeded"}, {"code": "PowerState/running"}]}
-
-        compute = type("Compute", (), {"virtual_machines": VirtualMachines()})()
-        self.clients = type("Clients", (), {"compute": lambda _self: compute})()
-        self.deadline = type("Deadline", (), {"allows_wait": lambda _self, seconds: True})()
-
-    def warn(self, text):
-        self.warnings.append(text)
+    return fake, members["web_1"], reads, warnings
 
 
 def test_one_404_right_after_a_restart_is_read_again_not_reported_absent():
-    fake = _FlakyReads(misses=1)
-    state = module.power_state_after(fake, module.ACTIONS["restart"], member("web_1"), sleep=lambda seconds: None)
-    assert (state, fake.reads, fake.warnings) == ("running", 2, [])
+    fake, web_1, reads, warnings = flaky_reads(misses=1)
+    state = module.power_state_after(fake, module.ACTIONS["restart"], web_1, sleep=lambda seconds: None)
+    assert (state, reads(), warnings) == ("running", 2, [])
 
 
 def test_a_vm_that_keeps_answering_404_after_a_restart_is_unknown_with_a_warning():
-    fake = _FlakyReads(misses=99)
-    state = module.power_state_after(fake, module.ACTIONS["restart"], member("web_1"), sleep=lambda seconds: None)
-    assert (state, fake.reads) == ("unknown", module.AFTER_READ_ATTEMPTS)
-    assert fake.warnings and "web_1 answered 404" in fake.warnings[0]
+    fake, web_1, reads, warnings = flaky_reads(misses=99)
+    state = module.power_state_after(fake, module.ACTIONS["restart"], web_1, sleep=lambda seconds: None)
+    assert (state, reads()) == ("unknown", module.AFTER_READ_ATTEMPTS)
+    assert warnings and "web_1 answered 404" in warnings[0]
 
 
 def test_a_404_after_a_delete_means_absent_at_once():
-    fake = _FlakyReads(misses=99)
-    state = module.power_state_after(fake, module.ACTIONS["delete"], member("web_1"), sleep=lambda seconds: None)
-    assert (state, fake.reads, fake.warnings) == ("absent", 1, [])
+    fake, web_1, reads, warnings = flaky_reads(misses=99)
+    state = module.power_state_after(fake, module.ACTIONS["delete"], web_1, sleep=lambda seconds: None)
+    assert (state, reads(), warnings) == ("absent", 1, [])
 
 
 def test_upgrade_skips_members_on_the_latest_model_named_or_not_and_upgrades_the_others():
@@ -300,17 +256,12 @@ def test_upgrade_skips_members_on_the_latest_model_named_or_not_and_upgrades_the
 
 
 def test_upgrade_is_the_scale_sets_manual_upgrade_with_the_vm_name():
-    calls = []
+    arm = ScriptedArm([Member("web_2")], resource_group="set-rg")
+    clients, adapter, _sleeps = clients_over(arm)
+    scale_set = {"id": arm.scale_set_id, "name": "web", "resource_group": "set-rg"}
 
-    class ScaleSets:
-        def begin_update_instances(self, resource_group, scale_set, body):
-            calls.append((resource_group, scale_set, body))
+    module.ACTIONS["upgrade"].begin(clients.compute(), member("web_2"), {"scale_set": scale_set})
 
-    compute = type("Compute", (), {"virtual_machine_scale_sets": ScaleSets()})()
-    scale_set = {"id": "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/set-rg/providers/"
-                       "Microsoft.Compute/virtualMachineScaleSets/web",
-                 "name": "web", "resource_group": "set-rg"}
-
-    module.ACTIONS["upgrade"].begin(compute, member("web_2"), {"scale_set": scale_set})
-
-    assert calls == [("set-rg", "web", {"instanceIds": ["web_2"]})]
+    # The write only: the poller it returns polls the operation on its own thread.
+    assert [(request.method, urlsplit(request.url).path, request.json()) for request in adapter.requests
+            if request.method != "GET"] == [("POST", arm.scale_set_id + "/manualupgrade", {"instanceIds": ["web_2"]})]

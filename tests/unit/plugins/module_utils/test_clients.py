@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
@@ -27,28 +26,14 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import Mis
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline, RetryRules, wait_for_poller
 from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import (
     BASE_URL,
+    CLOUD,
     SUBSCRIPTION_ID,
     FakeCredential,
+    clients_over,
     reply,
-    scripted_transport,
 )
 
-CLOUD = CloudEndpoints("Test", BASE_URL, "https://login.test.invalid", "https://arm.test.invalid/")
 MODULE_UTILS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "module_utils")
-
-
-def clients_over(script, polling_interval=2, ca_bundle=None, deadline=None):
-    """AzureClients whose real SDK clients talk to a scripted transport. Returns (clients, adapter, sleeps)."""
-    transport, adapter = scripted_transport(script)
-    sleeps = []
-    transport.sleep = sleeps.append
-
-    def importer(service):
-        return functools.partial(import_client_class(service), transport=transport)
-
-    clients = AzureClients(FakeCredential(), SUBSCRIPTION_ID, CLOUD, deadline=deadline,
-                           polling_interval=polling_interval, ca_bundle=ca_bundle, client_importer=importer)
-    return clients, adapter, sleeps
 
 
 def test_client_options():

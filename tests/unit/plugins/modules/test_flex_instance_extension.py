@@ -7,31 +7,13 @@
 
 from __future__ import annotations
 
-import types
-
 import pytest
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils import _extensions as extensions
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError
-from ansible_collections.azure_flex.vmss.plugins.module_utils._fanout import run_bounded
-from ansible_collections.azure_flex.vmss.plugins.module_utils._module import AzureFlexModule, MemberFailures
-from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
 from ansible_collections.azure_flex.vmss.plugins.modules import flex_instance_extension as module
+from ansible_collections.azure_flex.vmss.tests.unit.utils.scripted_arm import Member, ScriptedArm, rest_extension
 
 VM_PREFIX = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/"
-
-
-def rest_extension(name="CustomScript", publisher="Microsoft.Azure.Extensions", type_="CustomScript",
-                   version="2.1", settings=None, tag=None, auto_upgrade=None):
-    properties = {"publisher": publisher, "type": type_, "typeHandlerVersion": version,
-                  "provisioningState": "Succeeded"}
-    if settings is not None:
-        properties["settings"] = settings
-    if tag is not None:
-        properties["forceUpdateTag"] = tag
-    if auto_upgrade is not None:
-        properties["autoUpgradeMinorVersion"] = auto_upgrade
-    return {"name": name, "id": VM_PREFIX + "vm/extensions/" + name, "properties": properties}
 
 
 def desired(**changes):
@@ -124,159 +106,95 @@ def test_predicted_after_never_holds_protected_settings():
     assert after["settings"] == {"a": 1}
 
 
-# -- the task with fake clients ------------------------------------------------------------------
+# -- the task end to end over a scripted ARM -------------------------------------------------------
 
-class FakePoller:
-    def __init__(self, result):
-        self._result = result
-
-    def wait(self, timeout=None):
-        return None
-
-    def done(self):
-        return True
-
-    def result(self):
-        return self._result
+EXTENSION_ARGS = {"name": "CustomScript", "publisher": "Microsoft.Azure.Extensions", "type": "CustomScript",
+                  "type_handler_version": "2.1", "settings": {"a": 1}}
 
 
-class FakeExtensions:
-    """VM extensions of a few VMs; VMs named in ``stopped`` refuse changes as Azure does (409)."""
-
-    def __init__(self, installed, stopped=()):
-        self.installed = dict(installed)
-        self.stopped = set(stopped)
-        self.writes = []
-
-    def get(self, resource_group, vm_name, extension_name):
-        if (vm_name, extension_name) not in self.installed:
-            raise AzureFlexError("The Resource 'Microsoft.Compute/virtualMachines/%s/extensions/%s' was not found"
-                                 % (vm_name, extension_name), code="ResourceNotFound", status=404)
-        return self.installed[(vm_name, extension_name)]
-
-    def _refuse_if_stopped(self, vm_name):
-        if vm_name in self.stopped:
-            raise AzureFlexError("Cannot modify extensions in the VM when the VM is not running.",
-                                 code="OperationNotAllowed", status=409, request_id="req-%s" % vm_name)
-
-    def begin_create_or_update(self, resource_group, vm_name, extension_name, body):
-        self.writes.append(("PUT", vm_name, body))
-        self._refuse_if_stopped(vm_name)
-        result = {"name": extension_name, "id": VM_PREFIX + vm_name + "/extensions/" + extension_name,
-                  "properties": dict(body["properties"], provisioningState="Succeeded")}
-        result["properties"].pop("protectedSettings", None)
-        self.installed[(vm_name, extension_name)] = result
-        return FakePoller(result)
-
-    def begin_update(self, resource_group, vm_name, extension_name, body):
-        self.writes.append(("PATCH", vm_name, body))
-        self._refuse_if_stopped(vm_name)
-        result = self.installed[(vm_name, extension_name)]
-        result["properties"].update({k: v for k, v in body["properties"].items() if k != "protectedSettings"})
-        return FakePoller(result)
-
-    def begin_delete(self, resource_group, vm_name, extension_name):
-        self.writes.append(("DELETE", vm_name, None))
-        self._refuse_if_stopped(vm_name)
-        self.installed.pop((vm_name, extension_name), None)
-        return FakePoller(None)
+def extension_arm(installed=None, stopped=(), power_states=None, members=("a", "b")):
+    """Members of scale set web with the extensions ``installed`` ({(vm, name): REST body}); VMs in ``stopped``
+    refuse changes as Azure does (409 OperationNotAllowed, request id req-<vm>)."""
+    installed = installed or {}
+    power_states = power_states or {}
+    arm = ScriptedArm([Member(name, power_state=power_states.get(name, "running"),
+                              extensions={ext: body for (vm, ext), body in installed.items() if vm == name})
+                       for name in members])
+    for name in stopped:
+        for method in ("PUT", "PATCH", "DELETE"):
+            arm.refuse(method, r"/virtualMachines/%s/extensions/" % name, 409, "OperationNotAllowed",
+                       "Cannot modify extensions in the VM when the VM is not running.", request_id="req-%s" % name)
+    return arm
 
 
-class FakeModule:
-    """What run() uses of AzureFlexModule, with fake clients and a fixed selection."""
-
-    def __init__(self, params, members, fake_extensions, check_mode=False):
-        defaults = {"resource_group": "rg", "scale_set": "web", "scale_set_id": None, "power_states": None,
-                    "zones": None, "fault_domains": None, "tags": None, "member_source": "resource_graph",
-                    "state": "present", "name": "CustomScript", "publisher": "Microsoft.Azure.Extensions",
-                    "type": "CustomScript", "type_handler_version": "2.1", "settings": {"a": 1},
-                    "protected_settings": None, "auto_upgrade_minor_version": None, "force_update_tag": None}
-        defaults.update(params)
-        self.params = defaults
-        self.check_mode = check_mode
-        self._diff = True
-        self.deadline = Deadline(60)
-        self.clients = types.SimpleNamespace(compute=lambda: types.SimpleNamespace(
-            virtual_machine_extensions=fake_extensions))
-        scale_set = {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/web",
-                     "name": "web", "resource_group": "rg"}
-        self._selection = types.SimpleNamespace(scale_set=scale_set, members=members)
-
-    def selector(self):
-        return types.SimpleNamespace(select=lambda criteria: self._selection,
-                                     select_current=lambda criteria: self._selection)
-
-    def fan_out(self, func, items):
-        return run_bounded(func, items, 4, self.deadline)
-
-    def run_operation(self, begin, description):
-        poller = begin()
-        return True, poller.result()
-
-    def retry_summary(self):
-        return {"retries": 0, "throttled_responses": 0}
-
-    def selection_outcome(self):
-        return []
-
-    report_members = AzureFlexModule.report_members
+def extension_writes(run):
+    """(method, VM name, body) of each extension write, in the order sent."""
+    return [(request.method, request.url.split("/virtualMachines/")[1].split("/")[0], request.json())
+            for request in run.writes if "/extensions/" in request.url]
 
 
-def test_check_mode_writes_nothing_and_predicts():
-    fake = FakeExtensions({})
-    result = module.run(FakeModule({"instances": ["all"]}, [member("a"), member("b")], fake, check_mode=True))
-    assert fake.writes == []
+def run_extension(run_module, arm, args, check_mode=False):
+    return run_module(module, arm, dict(EXTENSION_ARGS, _ansible_check_mode=check_mode, _ansible_diff=True, **args))
+
+
+def test_check_mode_writes_nothing_and_predicts(run_module):
+    run = run_extension(run_module, extension_arm(), {"instances": ["all"]}, check_mode=True)
+    assert run.exit_code == 0
+    assert run.writes == []
+    result = run.result
     assert [entry["status"] for entry in result["instances"]] == ["would_change", "would_change"]
     assert result["changed"] is True
     assert result["diff"]["before"] == {"extensions": {"a": None, "b": None}}
 
 
-def test_install_then_rerun_is_idempotent():
-    fake = FakeExtensions({})
-    params = {"instances": ["all"], "protected_settings": {"secret": "s"}}
-    first = module.run(FakeModule(params, [member("a"), member("b")], fake))
-    assert [w[0] for w in fake.writes] == ["PUT", "PUT"]
-    assert fake.writes[0][2]["properties"]["protectedSettings"] == {"secret": "s"}
-    assert first["counts"] == {"selected": 2, "changed": 2, "skipped": 0, "failed": 0, "filtered_out": 0}
-    assert first["instances"][0]["after"]["settings"] == {"a": 1}
-    second = module.run(FakeModule(params, [member("a"), member("b")], fake))
-    assert len(fake.writes) == 2
-    assert second["changed"] is False
+def test_install_then_rerun_is_idempotent(run_module):
+    arm = extension_arm()
+    args = {"instances": ["all"], "protected_settings": {"secret": "s"}}
+    first = run_extension(run_module, arm, args)
+    assert [write[0] for write in extension_writes(first)] == ["PUT", "PUT"]
+    assert extension_writes(first)[0][2]["properties"]["protectedSettings"] == {"secret": "s"}
+    assert first.result["counts"] == {"selected": 2, "changed": 2, "skipped": 0, "failed": 0, "filtered_out": 0}
+    assert first.result["instances"][0]["after"]["settings"] == {"a": 1}
+    second = run_extension(run_module, arm, args)
+    assert extension_writes(second) == []
+    assert second.result["changed"] is False
 
 
-def test_a_settings_change_is_a_patch_of_the_settings_only():
-    fake = FakeExtensions({("a", "CustomScript"): rest_extension(settings={"a": 0}, tag="keep")})
-    result = module.run(FakeModule({"instances": ["a"]}, [member("a")], fake))
-    assert fake.writes == [("PATCH", "a", {"properties": {"settings": {"a": 1}}})]
-    assert result["instances"][0]["after"]["force_update_tag"] == "keep"
+def test_a_settings_change_is_a_patch_of_the_settings_only(run_module):
+    arm = extension_arm({("a", "CustomScript"): rest_extension(settings={"a": 0}, tag="keep")}, members=("a",))
+    run = run_extension(run_module, arm, {"instances": ["a"]})
+    assert extension_writes(run) == [("PATCH", "a", {"properties": {"settings": {"a": 1}}})]
+    assert run.result["instances"][0]["after"]["force_update_tag"] == "keep"
 
 
-def test_a_member_azure_refuses_is_reported_and_fails_the_task_after_the_others():
-    fake = FakeExtensions({}, stopped=["b"])
-    with pytest.raises(MemberFailures) as raised:
-        module.run(FakeModule({"instances": ["a", "b"]}, [member("a"), member("b", "deallocated")], fake))
-    result = raised.value.result
+def test_a_member_azure_refuses_is_reported_and_fails_the_task_after_the_others(run_module):
+    arm = extension_arm(stopped=["b"], power_states={"b": "deallocated"})
+    run = run_extension(run_module, arm, {"instances": ["a", "b"]})
+    assert run.exit_code == 1
+    result = run.result
     entries = {entry["name"]: entry for entry in result["instances"]}
     assert entries["a"]["status"] == "changed"
     assert entries["b"]["status"] == "failed"
-    assert entries["b"]["error"] == {"msg": "Cannot modify extensions in the VM when the VM is not running.",
-                                     "code": "OperationNotAllowed", "status": 409, "request_id": "req-b"}
+    # Azure's message, with what was being done when it refused.
+    assert entries["b"]["error"] == {"msg": "Failed to create extension CustomScript on VM b: Cannot modify extensions"
+                                            " in the VM when the VM is not running.", "code": "OperationNotAllowed",
+                                     "status": 409, "request_id": "req-b"}
     assert result["counts"] == {"selected": 2, "changed": 1, "skipped": 0, "failed": 1, "filtered_out": 0}
-    assert "b: OperationNotAllowed" in raised.value.msg
+    assert "b: OperationNotAllowed" in result["msg"]
 
 
-def test_absent_deletes_where_present_only():
-    fake = FakeExtensions({("a", "CustomScript"): rest_extension()})
-    result = module.run(FakeModule({"instances": ["all"], "state": "absent"}, [member("a"), member("b")], fake))
-    assert fake.writes == [("DELETE", "a", None)]
-    assert [entry["status"] for entry in result["instances"]] == ["changed", "skipped"]
+def test_absent_deletes_where_present_only(run_module):
+    arm = extension_arm({("a", "CustomScript"): rest_extension()})
+    run = run_extension(run_module, arm, {"instances": ["all"], "state": "absent"})
+    assert extension_writes(run) == [("DELETE", "a", None)]
+    assert [entry["status"] for entry in run.result["instances"]] == ["changed", "skipped"]
 
 
-def test_the_extension_name_is_validated_before_any_request():
-    fake = FakeExtensions({})
-    with pytest.raises(AzureFlexError, match="Extension name"):
-        module.run(FakeModule({"instances": ["all"], "name": "a/b"}, [member("a")], fake))
-    assert fake.writes == []
+def test_the_extension_name_is_validated_before_any_request(run_module):
+    run = run_extension(run_module, extension_arm(), {"instances": ["all"], "name": "a/b"})
+    assert run.exit_code == 1 and "Extension name" in run.result["msg"]
+    assert run.writes == []
+    assert run.requests == []
 
 
 def test_every_option_documented_is_in_the_argument_spec():
@@ -286,43 +204,41 @@ def test_every_option_documented_is_in_the_argument_spec():
 
 
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_members_not_running_selected_implicitly_are_skipped_in_both_modes(check_mode):
+def test_members_not_running_selected_implicitly_are_skipped_in_both_modes(run_module, check_mode):
     """F7: the same decision in check mode and in a real run, as flex_instance_action makes it."""
-    fake = FakeExtensions({}, stopped=["b", "c"])
-    members = [member("a"), member("b", "deallocated"), member("c", "stopped")]
+    arm = extension_arm(stopped=["b", "c"], power_states={"b": "deallocated", "c": "stopped"}, members=("a", "b", "c"))
 
-    result = module.run(FakeModule({"instances": ["all"]}, members, fake, check_mode=check_mode))
+    run = run_extension(run_module, arm, {"instances": ["all"]}, check_mode=check_mode)
 
-    entries = {entry["name"]: entry for entry in result["instances"]}
+    entries = {entry["name"]: entry for entry in run.result["instances"]}
     assert entries["a"]["status"] == ("would_change" if check_mode else "changed")
     assert [(entries[n]["status"], entries[n]["reason"]) for n in ("b", "c")] == [
         ("skipped", "not running (power state deallocated): Azure changes extensions of running VMs only"),
         ("skipped", "not running (power state stopped): Azure changes extensions of running VMs only")]
-    assert [write[1] for write in fake.writes] == ([] if check_mode else ["a"])
+    assert [write[1] for write in extension_writes(run)] == ([] if check_mode else ["a"])
 
 
-def test_check_mode_predicts_the_refusal_of_a_named_member_that_is_not_running():
+def test_check_mode_predicts_the_refusal_of_a_named_member_that_is_not_running(run_module):
     """F7: check mode used to say would_change for a deallocated member the real run fails with 409."""
-    fake = FakeExtensions({}, stopped=["b"])
+    arm = extension_arm(stopped=["b"], power_states={"b": "deallocated"})
 
-    with pytest.raises(MemberFailures) as raised:
-        module.run(FakeModule({"instances": ["a", "b"]}, [member("a"), member("b", "deallocated")], fake,
-                              check_mode=True))
+    run = run_extension(run_module, arm, {"instances": ["a", "b"]}, check_mode=True)
 
-    assert fake.writes == []
-    entries = {entry["name"]: entry for entry in raised.value.result["instances"]}
+    assert run.exit_code == 1
+    assert run.writes == []
+    entries = {entry["name"]: entry for entry in run.result["instances"]}
     assert entries["a"]["status"] == "would_change"
     assert entries["b"]["status"] == "would_fail" and entries["b"]["changed"] is False
     assert entries["b"]["error"]["code"] == "OperationNotAllowed"
-    assert raised.value.msg == "1 of 2 member(s) would fail to apply extension CustomScript: b: OperationNotAllowed"
-    assert raised.value.result["counts"]["failed"] == 1
+    assert run.result["msg"] == "1 of 2 member(s) would fail to apply extension CustomScript: b: OperationNotAllowed"
+    assert run.result["counts"]["failed"] == 1
 
 
-def test_nothing_to_do_on_a_stopped_member_is_not_a_refusal():
-    fake = FakeExtensions({}, stopped=["b"])
+def test_nothing_to_do_on_a_stopped_member_is_not_a_refusal(run_module):
+    arm = extension_arm(stopped=["b"], power_states={"b": "deallocated"}, members=("b",))
 
-    result = module.run(FakeModule({"instances": ["b"], "state": "absent"}, [member("b", "deallocated")], fake,
-                                   check_mode=True))
+    run = run_extension(run_module, arm, {"instances": ["b"], "state": "absent"}, check_mode=True)
 
-    assert result["instances"][0]["status"] == "skipped" and result["instances"][0]["reason"] == "already absent"
-    assert fake.writes == []
+    entry = run.result["instances"][0]
+    assert entry["status"] == "skipped" and entry["reason"] == "already absent"
+    assert run.writes == []

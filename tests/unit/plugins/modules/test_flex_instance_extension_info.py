@@ -7,13 +7,11 @@
 
 from __future__ import annotations
 
-import types
+from urllib.parse import parse_qs, urlsplit
 
-import pytest
-
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError
-from ansible_collections.azure_flex.vmss.plugins.module_utils._fanout import run_bounded
+from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
 from ansible_collections.azure_flex.vmss.plugins.modules import flex_instance_extension_info as module
+from ansible_collections.azure_flex.vmss.tests.unit.utils.scripted_arm import Member, ScriptedArm
 
 
 def raw(name, publisher="Microsoft.ManagedServices"):
@@ -30,55 +28,63 @@ def test_member_extensions_are_sorted_and_filtered_by_name_case_insensitively():
     assert listed[0]["statuses"][0]["code"] == "ProvisioningState/succeeded"
 
 
-class FakeModule:
-    def __init__(self, listings, name=None):
-        self.params = {"resource_group": "rg", "scale_set": "web", "scale_set_id": None, "instances": None,
-                       "power_states": None, "zones": None, "fault_domains": None, "tags": None,
-                       "member_source": "resource_graph", "name": name}
-        self.calls = []
-
-        def list_(resource_group, vm_name, expand=None):
-            self.calls.append((vm_name, expand))
-            if isinstance(listings[vm_name], Exception):
-                raise listings[vm_name]
-            return {"value": listings[vm_name]}
-
-        self.clients = types.SimpleNamespace(compute=lambda: types.SimpleNamespace(
-            virtual_machine_extensions=types.SimpleNamespace(list=list_)))
-        members = [{"name": vm, "id": "/vm/" + vm, "resource_group": "rg", "power_state": "running"}
-                   for vm in sorted(listings, reverse=True)]
-        scale_set = {"id": "/ss/web", "name": "web", "resource_group": "rg"}
-        self._selection = types.SimpleNamespace(scale_set=scale_set, members=members)
-
-    def selector(self):
-        return types.SimpleNamespace(select=lambda criteria: self._selection)
-
-    def fan_out(self, func, items):
-        return run_bounded(func, items, 4)
-
-    deadline = types.SimpleNamespace(elapsed=lambda: 1.25)
-
-    def selection_outcome(self):
-        return []
-
-    def retry_summary(self):
-        return {"retries": 2, "throttled_responses": 1}
+def listing_arm(listings):
+    """Members of scale set web with the extensions in ``listings`` ({vm: [REST body]})."""
+    return ScriptedArm([Member(vm, extensions={extension["name"]: extension for extension in listed})
+                        for vm, listed in listings.items()])
 
 
-def test_lists_each_member_with_instance_view_and_counts_extensions():
-    fake = FakeModule({"vm1": [raw("HealthExtension")], "vm2": [raw("HealthExtension"), raw("CustomScript")]})
-    result = module.run(fake)
+def listings_read(run):
+    """(VM name, $expand) of each extension listing the run read."""
+    return [(urlsplit(request.url).path.split("/")[-2], parse_qs(urlsplit(request.url).query)["$expand"][0])
+            for request in run.requests if urlsplit(request.url).path.endswith("/extensions")]
+
+
+def test_lists_each_member_with_instance_view_and_counts_extensions(run_module, monkeypatch):
+    arm = listing_arm({"vm1": [raw("HealthExtension")], "vm2": [raw("HealthExtension"), raw("CustomScript")]})
+    # One throttled answer and one transient failure: each costs a retry, and the result counts them.
+    arm.refuse("GET", r"/virtualMachines/vm1/extensions$", 429, "TooManyRequests", times=1,
+               headers={"Retry-After": "0"})
+    arm.refuse("GET", r"/virtualMachines/vm2/extensions$", 503, "ServiceUnavailable", times=1,
+               headers={"Retry-After": "0"})
+    monkeypatch.setattr(Deadline, "elapsed", lambda self: 1.25)
+
+    run = run_module(module, arm, {})
+
+    assert run.exit_code == 0
+    result = run.result
     assert [instance["name"] for instance in result["instances"]] == ["vm1", "vm2"]
     assert result["counts"] == {"instances": 2, "extensions": {"HealthExtension": 2, "CustomScript": 1}}
     # As every module: the retries it met, how long it took, the scale set, the named members left out.
     assert (result["retries"], result["elapsed_seconds"], result["filtered_out"]) == (
         {"retries": 2, "throttled_responses": 1}, 1.25, [])
-    assert result["scale_set"] == {"id": "/ss/web", "name": "web", "resource_group": "rg"}
-    assert sorted(fake.calls) == [("vm1", "instanceView"), ("vm2", "instanceView")]
+    assert result["scale_set"] == {"id": arm.scale_set_id, "name": "web", "resource_group": "rg1"}
+    # Each listing twice: the answer retried, then the listing.
+    assert sorted(listings_read(run)) == [("vm1", "instanceView")] * 2 + [("vm2", "instanceView")] * 2
     assert result["changed"] is False
+    assert run.writes == []
 
 
-def test_a_failed_read_fails_the_task():
-    fake = FakeModule({"vm1": AzureFlexError("boom", code="InternalServerError", status=500)})
-    with pytest.raises(AzureFlexError, match="boom"):
-        module.run(fake)
+def test_a_failed_read_fails_the_task(run_module):
+    arm = listing_arm({"vm1": [raw("HealthExtension")]})
+    arm.refuse("GET", r"/virtualMachines/vm1/extensions$", 500, "InternalServerError", "boom",
+               headers={"Retry-After": "0"})
+
+    run = run_module(module, arm, {})
+
+    assert run.exit_code == 1
+    assert "boom" in run.result["msg"]
+    assert run.result["code"] == "InternalServerError"
+
+
+def test_a_bad_extension_name_fails_before_any_request(run_module):
+    run = run_module(module, listing_arm({"vm1": []}), {"name": "a/b"})
+    assert run.exit_code == 1 and "Extension name" in run.result["msg"]
+    assert run.requests == []
+
+
+def test_only_the_named_extension_is_reported(run_module):
+    arm = listing_arm({"vm1": [raw("HealthExtension"), raw("CustomScript")]})
+    run = run_module(module, arm, {"name": "customscript"})
+    assert [extension["name"] for extension in run.result["instances"][0]["extensions"]] == ["CustomScript"]
+    assert run.result["counts"]["extensions"] == {"CustomScript": 1}

@@ -12,6 +12,7 @@ import pytest
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import lock_from_rest, protection_summary
 from ansible_collections.azure_flex.vmss.plugins.modules import flex_instance_lock as module
+from ansible_collections.azure_flex.vmss.tests.unit.utils.scripted_arm import Member, ScriptedArm
 
 RG = "/subscriptions/s/resourceGroups/rg"
 LOCKS = "/providers/Microsoft.Authorization/locks/"
@@ -127,3 +128,70 @@ def test_an_inherited_lock_of_the_same_name_does_not_count_as_the_members_own():
     entries = decide(wanted, {"web_1": [lock_on(RG, "azure-flex-protect-from-scale-in", "CanNotDelete")]})
     assert entries["web_1"]["changed"] is True
     assert len(entries["web_1"]["protection"]["locks"]) == 2
+
+
+# -- the task end to end over a scripted ARM ------------------------------------------------------
+
+def lock_writes(run):
+    """(method, VM name, lock name, body) of each lock write, in the order sent."""
+    out = []
+    for request in run.writes:
+        path = request.url.split("?")[0]
+        out.append((request.method, path.split("/virtualMachines/")[1].split("/")[0], path.rsplit("/", 1)[1],
+                    request.json()))
+    return out
+
+
+def test_check_mode_writes_nothing_and_predicts(run_module):
+    arm = ScriptedArm([Member("a", locks=[{"name": "azure-flex-protect-from-scale-in", "level": "CanNotDelete"}]),
+                       Member("b")])
+
+    run = run_module(module, arm, {"instances": ["all"], "protection": "scale_in", "_ansible_check_mode": True,
+                                   "_ansible_diff": True})
+
+    assert run.exit_code == 0 and run.writes == []
+    assert [(entry["name"], entry["status"]) for entry in run.result["instances"]] == [
+        ("a", "unchanged"), ("b", "would_change")]
+    assert run.result["instances"][1]["protection"]["protected_from_scale_in"] is True
+    assert run.result["diff"] == {"before": {"locks": {"b": None}}, "after": {"locks": {"b": {
+        "name": "azure-flex-protect-from-scale-in", "level": "CanNotDelete", "notes": None}}}}
+
+
+def test_a_real_run_puts_one_lock_per_member_without_it_then_removing_deletes_only_that(run_module):
+    arm = ScriptedArm([Member("a"), Member("b", locks=[{"name": "other", "level": "ReadOnly"}])])
+
+    run = run_module(module, arm, {"instances": ["all"], "protection": "scale_in", "notes": "CHG-1"})
+
+    assert run.exit_code == 0 and run.result["changed"] is True
+    body = {"properties": {"level": "CanNotDelete", "notes": "CHG-1"}}
+    assert sorted(lock_writes(run)) == [("PUT", "a", "azure-flex-protect-from-scale-in", body),
+                                        ("PUT", "b", "azure-flex-protect-from-scale-in", body)]
+    assert run.result["counts"] == {"selected": 2, "changed": 2, "unchanged": 0, "failed": 0, "filtered_out": 0}
+
+    again = run_module(module, arm, {"instances": ["all"], "protection": "scale_in", "notes": "CHG-1"})
+    assert again.result["changed"] is False and again.writes == []
+
+    removed = run_module(module, arm, {"instances": ["b"], "state": "absent", "protection": "scale_in"})
+    assert [write[:3] for write in lock_writes(removed)] == [("DELETE", "b", "azure-flex-protect-from-scale-in")]
+    assert [lock["name"] for lock in arm.member("b").locks] == ["other"]
+
+
+def test_a_refused_lock_fails_the_member_with_the_permission_hint(run_module):
+    arm = ScriptedArm([Member("a"), Member("b")])
+    arm.refuse("PUT", r"/virtualMachines/b/providers/Microsoft.Authorization/locks/", 403, "AuthorizationFailed",
+               "no write", request_id="req-b")
+
+    run = run_module(module, arm, {"instances": ["all"], "protection": "scale_in"})
+
+    assert run.exit_code == 1
+    by_name = {entry["name"]: entry for entry in run.result["instances"]}
+    assert by_name["a"]["status"] == "changed" and by_name["b"]["status"] == "failed"
+    assert by_name["b"]["error"]["code"] == "AuthorizationFailed" and "Owner" in by_name["b"]["error"]["msg"]
+    assert run.result["msg"].startswith("1 of 2 member(s) failed: b: ")
+
+
+def test_unusable_input_fails_before_any_request(run_module):
+    run = run_module(module, ScriptedArm([Member("a")]), {"instances": ["all"]})
+
+    assert run.exit_code == 1 and "state=present needs protection" in run.result["msg"]
+    assert run.requests == []

@@ -7,31 +7,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import json
 import re
-from urllib.parse import urlsplit
 
 import pytest
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import CloudEndpoints
-from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import AzureClients, import_client_class
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
-from ansible_collections.azure_flex.vmss.plugins.module_utils._module import AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.modules import flex_instance_tags as module
-from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import (
-    BASE_URL,
-    SUBSCRIPTION_ID as SUB,
-    FakeCredential,
-    arm_error,
-    reply,
-    scripted_transport,
-)
-from ansible_collections.azure_flex.vmss.tests.unit.utils.module_args import patch_module_args
-
-SET_ID = "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachineScaleSets/web" % SUB
-CLOUD = CloudEndpoints("Test", BASE_URL, "https://login.test.invalid", "https://arm.test.invalid/")
+from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import SUBSCRIPTION_ID as SUB
+from ansible_collections.azure_flex.vmss.tests.unit.utils.module_runner import writes
+from ansible_collections.azure_flex.vmss.tests.unit.utils.scripted_arm import Member, ScriptedArm
 
 
 # -- the arithmetic ----------------------------------------------------------------------------
@@ -99,101 +83,22 @@ def vm_id(name):
     return "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/%s" % (SUB, name)
 
 
-def rest_vm(name, tags):
-    return {"id": vm_id(name), "name": name, "location": "westeurope", "tags": tags,
-            "properties": {"virtualMachineScaleSet": {"id": SET_ID}, "platformFaultDomain": 0,
-                           "provisioningState": "Succeeded",
-                           "instanceView": {"statuses": [{"code": "PowerState/running"}]}}}
-
-
-class FakeArm:
-    """VMs a, b and c of scale set web, whose tags the Tags API changes; unscripted calls get 404."""
-
-    def __init__(self, tags, patch_error=None):
-        self.tags = tags
-        self.patch_error = patch_error or {}
-        self.patches = []
-
-    def tags_api(self, request, name):
-        if request.method == "GET":
-            return reply(200, {"properties": {"tags": self.tags[name]}})
-        body = request.json()
-        self.patches.append((name, body))
-        if name in self.patch_error:
-            return reply(409, arm_error("ScopeLocked", "locked"), {"x-ms-request-id": "req-1"})
-        changes = body["properties"]["tags"]
-        current = dict(self.tags[name])
-        if body["operation"] == "Replace":
-            current = dict(changes)
-        elif body["operation"] == "Merge":
-            current.update(changes)
-        else:
-            current = {key: value for key, value in current.items() if changes.get(key) != value}
-        self.tags[name] = current
-        return reply(200, {"id": vm_id(name) + "/providers/Microsoft.Resources/tags/default",
-                           "properties": {"tags": current}})
-
-    def __call__(self, request):
-        path = urlsplit(request.url).path
-        if request.method == "GET" and re.search(r"/virtualMachineScaleSets/web$", path):
-            return reply(200, {"id": SET_ID, "name": "web", "location": "westeurope",
-                               "properties": {"orchestrationMode": "Flexible", "platformFaultDomainCount": 1}})
-        if request.method == "POST" and path.endswith("/Microsoft.ResourceGraph/resources"):
-            # An empty (lagging) Resource Graph: named members are then confirmed with a compute GET.
-            return reply(200, {"totalRecords": 0, "count": 0, "resultTruncated": "false", "data": []})
-        match = re.search(r"/virtualMachines/([^/]+)/providers/Microsoft.Resources/tags/default$", path)
-        if match and match.group(1) in self.tags:
-            return self.tags_api(request, match.group(1))
-        match = re.search(r"/virtualMachines/([^/]+)$", path)
-        if match and match.group(1) in self.tags:
-            name = match.group(1)
-            if request.method == "GET":
-                return reply(200, rest_vm(name, self.tags[name]))
-        if request.method == "GET" and path.endswith("/virtualMachines"):
-            return reply(200, {"value": [rest_vm(name, tags) for name, tags in self.tags.items()]})
-        match = re.search(r"/virtualMachines/([^/]+)/instanceView$", path)
-        if match:
-            return reply(200, {"statuses": [{"code": "PowerState/running"}]})
-        return reply(404, arm_error("NoRoute", "no scripted route for %s %s" % (request.method, path)))
-
-
-@pytest.fixture
-def run_module(capsys):
-    """Run the module's main() over a FakeArm; return (exit code, result, the FakeArm's requests)."""
-    with contextlib.ExitStack() as stack:
-        def runner(arm, args):
-            transport, adapter = scripted_transport(arm)
-
-            def importer(service):
-                return functools.partial(import_client_class(service), transport=transport)
-
-            real_init = AzureFlexModule.__init__
-
-            def init(self, *a, **kw):
-                kw["environ"] = {"AZURE_SUBSCRIPTION_ID": SUB, "AZURE_CLIENT_ID": "app", "AZURE_SECRET": "s",
-                                 "AZURE_TENANT": "t"}
-                real_init(self, *a, **kw)
-                self.clients = AzureClients(FakeCredential(), SUB, CLOUD, deadline=self.deadline,
-                                            polling_interval=1, client_importer=importer)
-
-            stack.enter_context(pytest.MonkeyPatch.context()).setattr(AzureFlexModule, "__init__", init)
-            stack.enter_context(patch_module_args(dict({"resource_group": "rg1", "scale_set": "web"}, **args)))
-            with pytest.raises(SystemExit) as exited:
-                module.main()
-            return exited.value.code, json.loads(capsys.readouterr().out), adapter.requests
-        yield runner
-
-
-def writes(requests):
-    return [r for r in requests if r.method not in ("GET", "HEAD")]
+def tagged_arm(tags, patch_error=()):
+    """VMs of scale set web with ``tags`` (by name); an empty (lagging) Resource Graph, so named members are
+    confirmed with a compute GET; the Tags API refuses to change the members in ``patch_error`` (ScopeLocked)."""
+    arm = ScriptedArm([Member(name, tags=member_tags) for name, member_tags in tags.items()], graph_lag=True)
+    for name in patch_error:
+        arm.refuse("PATCH", r"/virtualMachines/%s/providers/Microsoft.Resources/tags/default$" % name, 409,
+                   "ScopeLocked", "locked", request_id="req-1")
+    return arm
 
 
 def test_check_mode_writes_nothing_and_predicts(run_module):
-    arm = FakeArm({"a": {"app": "web"}, "b": {"app": "web", "run": "r1"}})
+    arm = tagged_arm({"a": {"app": "web"}, "b": {"app": "web", "run": "r1"}})
 
-    code, result, requests = run_module(arm, {"instances": ["all"], "member_source": "compute",
-                                              "set_tags": {"run": "r1"}, "_ansible_check_mode": True,
-                                              "_ansible_diff": True})
+    code, result, requests = run_module(module, arm, {"instances": ["all"], "member_source": "compute",
+                                                      "set_tags": {"run": "r1"}, "_ansible_check_mode": True,
+                                                      "_ansible_diff": True})
 
     assert code == 0
     assert writes(requests) == []
@@ -205,14 +110,14 @@ def test_check_mode_writes_nothing_and_predicts(run_module):
 
 
 def test_real_run_merges_through_the_tags_api_then_a_rerun_changes_nothing(run_module):
-    arm = FakeArm({"a": {"app": "web"}, "b": {"app": "web", "run": "r0"}, "c": {"app": "web", "run": "r1"}})
+    arm = tagged_arm({"a": {"app": "web"}, "b": {"app": "web", "run": "r0"}, "c": {"app": "web", "run": "r1"}})
 
-    code, result, requests = run_module(arm, {"instances": ["a", "b", "c"], "set_tags": {"run": "r1"}})
+    code, result, requests = run_module(module, arm, {"instances": ["a", "b", "c"], "set_tags": {"run": "r1"}})
 
     assert code == 0 and result["changed"] is True
     # Only the tags to set are sent, as a Merge: tags someone else writes meanwhile cannot be overwritten.
     merge = {"operation": "Merge", "properties": {"tags": {"run": "r1"}}}
-    assert sorted(arm.patches) == [("a", merge), ("b", merge)]
+    assert sorted(arm.tag_patches) == [("a", merge), ("b", merge)]
     assert [r.method for r in writes(requests) if "ResourceGraph" not in r.url] == ["PATCH", "PATCH"]
     assert all(r.url.split("?")[0].endswith("/providers/Microsoft.Resources/tags/default") and "//sub" not in r.url
                for r in writes(requests) if "ResourceGraph" not in r.url)
@@ -220,7 +125,7 @@ def test_real_run_merges_through_the_tags_api_then_a_rerun_changes_nothing(run_m
     assert [(e["name"], e["status"]) for e in result["instances"]] == [("a", "changed"), ("b", "changed"),
                                                                        ("c", "skipped")]
 
-    code, again, requests = run_module(arm, {"instances": ["a", "b", "c"], "set_tags": {"run": "r1"}})
+    code, again, requests = run_module(module, arm, {"instances": ["a", "b", "c"], "set_tags": {"run": "r1"}})
 
     assert code == 0 and again["changed"] is False
     assert [r for r in writes(requests) if "ResourceGraph" not in r.url] == []
@@ -228,10 +133,10 @@ def test_real_run_merges_through_the_tags_api_then_a_rerun_changes_nothing(run_m
 
 
 def test_a_refused_member_fails_the_task_with_the_arm_error_and_the_others_are_done(run_module):
-    arm = FakeArm({"a": {}, "b": {}}, patch_error={"b"})
+    arm = tagged_arm({"a": {}, "b": {}}, patch_error={"b"})
 
-    code, result, _requests = run_module(arm, {"instances": ["all"], "member_source": "compute",
-                                               "set_tags": {"run": "r1"}})
+    code, result, _requests = run_module(module, arm, {"instances": ["all"], "member_source": "compute",
+                                                       "set_tags": {"run": "r1"}})
 
     assert code == 1
     assert result["failed"] is True
@@ -245,9 +150,9 @@ def test_a_refused_member_fails_the_task_with_the_arm_error_and_the_others_are_d
 
 
 def test_bad_input_fails_without_any_request(run_module):
-    arm = FakeArm({"a": {}})
+    arm = tagged_arm({"a": {}})
 
-    code, result, requests = run_module(arm, {"instances": ["all"], "set_tags": {"a<b": "1"}})
+    code, result, requests = run_module(module, arm, {"instances": ["all"], "set_tags": {"a<b": "1"}})
 
     assert code == 1
     assert "does not allow in tag names" in result["msg"]
@@ -255,25 +160,25 @@ def test_bad_input_fails_without_any_request(run_module):
 
 
 def test_remove_sends_a_delete_with_the_values_read_and_purge_one_replace(run_module):
-    arm = FakeArm({"a": {"app": "web", "old": "1"}, "b": {"app": "web"}})
+    arm = tagged_arm({"a": {"app": "web", "old": "1"}, "b": {"app": "web"}})
 
-    code, result, _requests = run_module(arm, {"instances": ["a", "b"], "set_tags": {"new": "2"},
-                                               "remove_tags": ["OLD"]})
+    code, result, _requests = run_module(module, arm, {"instances": ["a", "b"], "set_tags": {"new": "2"},
+                                                       "remove_tags": ["OLD"]})
 
     assert code == 0
     # Members are written concurrently; each member's requests come in order.
-    assert [body for name, body in arm.patches if name == "a"] == [
+    assert [body for name, body in arm.tag_patches if name == "a"] == [
         {"operation": "Merge", "properties": {"tags": {"new": "2"}}},
         {"operation": "Delete", "properties": {"tags": {"old": "1"}}}]
-    assert [body for name, body in arm.patches if name == "b"] == [
+    assert [body for name, body in arm.tag_patches if name == "b"] == [
         {"operation": "Merge", "properties": {"tags": {"new": "2"}}}]
     assert arm.tags == {"a": {"app": "web", "new": "2"}, "b": {"app": "web", "new": "2"}}
     assert [e["after"] for e in result["instances"]] == [{"app": "web", "new": "2"}, {"app": "web", "new": "2"}]
 
-    arm.patches.clear()
-    code, result, _requests = run_module(arm, {"instances": ["a"], "set_tags": {"only": "x"}, "purge": True})
+    arm.tag_patches.clear()
+    code, result, _requests = run_module(module, arm, {"instances": ["a"], "set_tags": {"only": "x"}, "purge": True})
 
-    assert code == 0 and arm.patches == [("a", {"operation": "Replace", "properties": {"tags": {"only": "x"}}})]
+    assert code == 0 and arm.tag_patches == [("a", {"operation": "Replace", "properties": {"tags": {"only": "x"}}})]
     assert arm.tags["a"] == {"only": "x"}
 
 
@@ -286,9 +191,9 @@ def test_remove_sends_a_delete_with_the_values_read_and_purge_one_replace(run_mo
 ])
 def test_the_tags_trap_is_refused_before_any_call(run_module, args, message):
     """azure.azcollection users write tags= to set tags; here it selects. No spelling may silently do nothing."""
-    arm = FakeArm({"a": {}})
+    arm = tagged_arm({"a": {}})
 
-    code, result, requests = run_module(arm, dict({"instances": ["a"]}, **args))
+    code, result, requests = run_module(module, arm, dict({"instances": ["a"]}, **args))
 
     assert code == 1 and message in result["msg"]
     assert requests == []

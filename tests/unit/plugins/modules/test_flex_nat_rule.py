@@ -16,6 +16,8 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import Azu
 from ansible_collections.azure_flex.vmss.plugins.module_utils._network import NetworkId
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
 from ansible_collections.azure_flex.vmss.plugins.modules import flex_nat_rule as module
+from ansible_collections.azure_flex.vmss.tests.unit.utils.scripted_arm import Member, ScriptedArm
+from ansible_collections.azure_flex.vmss.tests.unit.utils.scripted_arm import load_balancer as scripted_load_balancer
 
 SUB = "11111111-2222-3333-4444-555555555555"
 LB = "/subscriptions/%s/resourceGroups/net-rg/providers/Microsoft.Network/loadBalancers/lb" % SUB
@@ -208,3 +210,52 @@ def test_one_failing_member_does_not_stop_the_others():
     assert plans[0].outcome["actions"] == ["create_rule"]
     assert plans[0].outcome["error"] == {"msg": "NIC a-nic0 not found", "code": "NotFound", "status": 404}
     assert plans[1].outcome["status"] == "changed"
+
+
+# -- the task end to end over a scripted ARM ----------------------------------------------------------
+
+PER_MEMBER_ARGS = {"load_balancer": "web-lb", "name": "ssh", "instances": ["all"], "frontend_port_start": 50000,
+                   "frontend_port_end": 50010, "backend_port": 22}
+
+
+def nat_arm():
+    return ScriptedArm([Member("a"), Member("b")], load_balancer=scripted_load_balancer())
+
+
+def test_whole_run_check_mode_writes_nothing_and_predicts_each_members_endpoint(run_module):
+    run = run_module(module, nat_arm(), dict(PER_MEMBER_ARGS, _ansible_check_mode=True))
+
+    assert run.exit_code == 0 and run.result["changed"] is True
+    assert run.writes == []
+    assert [(rule["name"], rule["frontend_port"], rule["status"]) for rule in run.result["rules"]] == [
+        ("ssh-a", 50000, "would_change"), ("ssh-b", 50001, "would_change")]
+
+
+def test_whole_run_creates_a_rule_per_member_binds_its_nic_and_a_rerun_changes_nothing(run_module):
+    arm = nat_arm()
+
+    run = run_module(module, arm, PER_MEMBER_ARGS)
+
+    assert run.exit_code == 0 and run.result["changed"] is True
+    assert run.result["endpoints"] == {"a": "10.0.0.4:50000", "b": "10.0.0.4:50001"}
+    # One write at a time on the load balancer: rule, then the member's NIC, member by member.
+    assert [(request.method, request.url.split("?")[0].rsplit("/", 1)[1]) for request in run.writes] == [
+        ("PUT", "ssh-a"), ("PUT", "a-nic"), ("PUT", "ssh-b"), ("PUT", "b-nic")]
+    rule = run.writes[0].json()["properties"]
+    assert (rule["frontendPort"], rule["backendPort"], rule["protocol"]) == (50000, 22, "Tcp")
+    nic = run.writes[1].json()["properties"]["ipConfigurations"][0]["properties"]
+    assert [bound["id"].rsplit("/", 1)[1] for bound in nic["loadBalancerInboundNatRules"]] == ["ssh-a"]
+    assert [(entry["name"], entry["status"]) for entry in run.result["instances"]] == [
+        ("a", "changed"), ("b", "changed")]
+
+    again = run_module(module, arm, PER_MEMBER_ARGS)
+
+    assert again.result["changed"] is False and again.writes == []
+    assert again.result["endpoints"] == run.result["endpoints"]
+
+
+def test_whole_run_a_bad_port_range_fails_before_any_request(run_module):
+    run = run_module(module, nat_arm(), dict(PER_MEMBER_ARGS, frontend_port_start=50010, frontend_port_end=50000))
+
+    assert run.exit_code == 1 and "frontend_port" in run.result["msg"]
+    assert run.requests == []
