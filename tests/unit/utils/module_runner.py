@@ -23,7 +23,7 @@ try:
 except ImportError:  # older ansible-core has no controller switch: module warnings always go into the result
     ansible_internal = None
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils import _module
+from ansible_collections.azure_flex.vmss.plugins.module_utils import _clients
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import AzureFlexModule
 from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import (
     SUBSCRIPTION_ID,
@@ -81,8 +81,8 @@ def run_main(module, args, arm, capsys, monkeypatch):
     capsys.readouterr()
     with monkeypatch.context() as patch:
         patch.setattr(AzureFlexModule, "__init__", init)
-        patch.setattr(_module, "build_credential", lambda settings, cloud: FakeCredential())
-        patch.setattr(_module, "AzureClients", scripted_clients)
+        patch.setattr(_clients, "build_credential", lambda settings, cloud: FakeCredential())
+        patch.setattr(_clients, "AzureClients", scripted_clients)
         as_a_module_process(patch)
         with patch_module_args(given):
             with pytest.raises(SystemExit) as exited:

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils import _clients
-from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import CloudEndpoints, resolve_auth_settings
+from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import resolve_auth_settings
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import (
     USER_AGENT,
     AzureClients,
