@@ -1,6 +1,6 @@
 """Scale set upgrade policies, model versions, upgrades of members to the latest model, and instance protection.
 
-What Azure documents (facts file, section 12; azure-2026-flex.md):
+What Azure documents (azure-facts.md §13):
 
 * ``upgradePolicy.mode`` is Manual, Automatic or Rolling on Flexible sets too. A Flexible set needs the
   Application Health extension in its model for Rolling (load-balancer probes are Uniform's); rollback of
