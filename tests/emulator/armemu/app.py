@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
 
-from . import control, graph, identity, locks, lro, network, resources, compute, tags, upgrades  # noqa: F401  (routes)
+from . import control, extensions, graph, identity, locks, lro, network, resources, scalesets, tags, upgrades, vms  # noqa: F401  (routes)
 from .errors import ArmError
 from .http import API_VERSIONS, API_VERSION_RE, Ctx, Reply, find_route
 from .state import State, now

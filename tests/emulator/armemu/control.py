@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 
-from . import compute, scenario
+from . import scenario, vmmodel
 from .http import Reply
 from .state import FaultRule, merge_settings, now
 
@@ -49,7 +49,7 @@ def _since(query, items):
 
 def _find_vm(state, name, query):
     group = query.get("resource_group")
-    found = [vm for vm in state.of_type(compute.VM_TYPE)
+    found = [vm for vm in state.of_type(vmmodel.VM_TYPE)
              if vm.name.lower() == name.lower()
              and (not group or (vm.resource_group or "").lower() == group.lower())]
     if not found:
@@ -108,7 +108,7 @@ def _dispatch(state, method, parts, query, body):
             return error
         spec = _json_body(body)
         if parts[2].lower() == "health":
-            compute.set_health(state, vm, str(spec.get("state", "")).lower(), bool(spec.get("after_restart")))
+            vmmodel.set_health(state, vm, str(spec.get("state", "")).lower(), bool(spec.get("after_restart")))
             return Reply(200, {"vm": vm.name, "health": vm.emu.get("health"),
                                "pending_health": vm.emu.get("pending_health"),
                                "reported": vm.emu.get("health_visible")})

@@ -4,7 +4,7 @@ The query runs through a real KQL evaluator (``kql.py``) over every emulated
 resource, as Resource Graph saw it ``graph_lag`` seconds ago. Paging follows
 the service: ``$top`` (at most 1,000, default 100), ``$skip``, and a
 ``$skipToken`` produced only when the query keeps the ``id`` column; a query
-with ``take``/``limit`` ignores ``$skip``. (Facts file, section 10.)
+with ``take``/``limit`` ignores ``$skip``. (azure-facts.md §11.)
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 azure-identity's ``ClientSecretCredential(authority=<emulator>, disable_instance_discovery=True)``
 reads ``/{tenant}/v2.0/.well-known/openid-configuration`` and posts to the
-token endpoint it names (facts file, section 4.4). Tokens are HMAC-signed JWTs
+token endpoint it names (azure-facts.md §4). Tokens are HMAC-signed JWTs
 carrying the audience they were issued for; ARM accepts only tokens for its own
 audience, so a client that asks for the public cloud's scope is refused exactly
 as Azure Stack Hub would refuse it.

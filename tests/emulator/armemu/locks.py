@@ -3,7 +3,7 @@
 Locks are inherited downwards; the most restrictive one wins. CanNotDelete
 blocks DELETE; ReadOnly blocks PUT, PATCH, DELETE and (by default, as the docs
 say) POST actions. ARM refuses a blocked call with 409 ScopeLocked before the
-resource provider sees it. (Facts file, section 9.)
+resource provider sees it. (azure-facts.md §10.)
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Compute answers an action with 202 + Azure-AsyncOperation + Location(monitor=tru
 + Retry-After; the Azure-AsyncOperation URL always answers 200 with
 ``{"status": "InProgress|Succeeded|Failed|Canceled", ...}``; the Location URL
 answers 202 while running and 200 when done. Network uses its own
-``operations`` / ``operationResults`` URLs. (Facts file, section 2.)
+``operations`` / ``operationResults`` URLs. (azure-facts.md §2.)
 """
 
 from __future__ import annotations

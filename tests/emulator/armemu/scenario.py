@@ -14,7 +14,7 @@ import copy
 
 import yaml
 
-from . import compute, identity, netmodel, resources, upgrades
+from . import identity, netmodel, resources, scalesetmodel, upgrades, vmmodel
 from .state import DEFAULT_SETTINGS, GraphIndex, check_subscription_id, merge_settings, now
 
 DEFAULT_TENANT = "3e2b7a10-5c4d-4e8f-9a1b-7c6d5e4f3a2b"
@@ -199,17 +199,17 @@ def _load_scale_set(state, sub, group, location, spec):
         if spec.get("application_health", True):
             profile["extensionProfile"] = {"extensions": [copy.deepcopy(APP_HEALTH_EXTENSION)]}
         body["properties"]["virtualMachineProfile"] = profile
-    vmss = compute.create_vmss(state, sub, group, spec["name"], body)
+    vmss = scalesetmodel.create_vmss(state, sub, group, spec["name"], body)
     count = int(spec.get("instances", 0))
     if mode != "Flexible":
-        compute.add_uniform_instances(state, vmss, count)
+        scalesetmodel.add_uniform_instances(state, vmss, count)
         return
     overrides = {int(o["index"]): o for o in spec.get("overrides") or []}
     zones = body.get("zones") or []
     for index in range(count):
-        name = compute.flex_member_name(vmss.name, index)
+        name = scalesetmodel.flex_member_name(vmss.name, index)
         zone = zones[index % len(zones)] if zones else None
-        vm = compute.create_member_from_profile(state, vmss, name, zone=zone)
+        vm = scalesetmodel.create_member_from_profile(state, vmss, name, zone=zone)
         if spec.get("hibernation"):
             vm.props["additionalCapabilities"] = {"hibernationEnabled": True}
         _apply_override(state, vm, overrides.get(index))
@@ -223,7 +223,7 @@ def _apply_override(state, vm, override):
         if override["power_state"] != "running":
             vm.emu["health_visible"] = "unknown" if vm.emu.get("app_health") else None
     if override.get("health"):
-        compute.set_health(state, vm, override["health"])
+        vmmodel.set_health(state, vm, override["health"])
     if override.get("maintenance"):
         vm.emu["maintenance"] = now()
     if override.get("tags"):
@@ -253,7 +253,7 @@ def _load_vm(state, sub, group, location, spec):
                            "priority": spec.get("priority", "Regular")}}
     if spec.get("zone"):
         body["zones"] = [str(spec["zone"])]
-    vm = compute.create_vm(state, sub, group, spec["name"], body)
+    vm = vmmodel.create_vm(state, sub, group, spec["name"], body)
     _apply_override(state, vm, spec)
 
 

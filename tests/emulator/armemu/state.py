@@ -52,7 +52,7 @@ DEFAULT_SETTINGS = {
     # A ReadOnly lock blocks POST actions (start, restart, ...) as documented.
     "readonly_blocks_post": True,
     # Flex sets accept the scale-set level power actions with VM names as
-    # instance ids (the sources conflict; see the facts file, section 7.3).
+    # instance ids (the sources conflict; see azure-facts.md §8).
     "flex_batch_actions": True,
     # Reject api-versions the real service does not publish.
     "strict_api_versions": True,

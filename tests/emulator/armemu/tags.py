@@ -61,9 +61,9 @@ class _Scope:
         self.holder["tags"] = dict(tags)
         if self.resource is not None:
             if "etag" in self.resource.body:
-                from .compute import _etag  # the same etag counter the provider bumps
+                from .vmmodel import bump_etag  # the same etag counter the provider bumps
 
-                _etag(self.resource)
+                bump_etag(self.resource)
             state.save(self.resource)
 
 

@@ -1,6 +1,6 @@
 """Azure's request limits: ARM's token buckets and Compute's throttling policies.
 
-Sources (shared/reference/azure-2026-flex.md "Throttling"; facts file, sections 3 and 5):
+Sources (azure-facts.md §3 and §6):
 
 * ARM, since 2024, keeps a regional token bucket per subscription and principal for each kind of
   request: reads 250 then 25 a second, writes 200 then 10 a second, deletes 200 then 10 a second.

@@ -1,6 +1,6 @@
 """Scale set upgrade policies, model versions, upgrades of members to the latest model, and instance protection.
 
-What Azure documents (facts file, section 12; azure-2026-flex.md):
+What Azure documents (azure-facts.md §13):
 
 * ``upgradePolicy.mode`` is Manual, Automatic or Rolling on Flexible sets too. A Flexible set needs the
   Application Health extension in its model for Rolling (load-balancer probes are Uniform's); rollback of
@@ -31,12 +31,12 @@ import json
 import math
 import re
 
-from . import compute, locks, lro
+from . import extensionmodel, locks, lro, scalesetmodel, vmmodel
 from .errors import ArmError, bad_request, invalid_parameter, not_found, operation_not_allowed
 from .http import ok, route
 from .state import Operation, iso, now
 
-RG = compute.RG
+RG = vmmodel.RG
 ROLLING_UPGRADE_TYPE = "Microsoft.Compute/virtualMachineScaleSets/rollingUpgrades"
 UPGRADE_MODES = {"automatic": "Automatic", "manual": "Manual", "rolling": "Rolling"}
 ROLLING_RANGES = (("maxBatchInstancePercent", 5, 100), ("maxUnhealthyInstancePercent", 5, 100),
@@ -68,7 +68,7 @@ def parse_duration(text, target):
 
 
 def has_app_health_extension(profile):
-    return any(str((ext.get("properties") or {}).get("type", "")).lower() in compute.APP_HEALTH_TYPES
+    return any(str((ext.get("properties") or {}).get("type", "")).lower() in extensionmodel.APP_HEALTH_TYPES
                for ext in ((profile or {}).get("extensionProfile") or {}).get("extensions") or [])
 
 
@@ -219,7 +219,7 @@ def render_flex_member(state, vmss, vm, detailed=False):
             props["protectionPolicy"] = {"protectFromScaleIn": bool(protection(vm).get("protectFromScaleIn")),
                                          "protectFromScaleSetActions": protected_from_scale_set_actions(vm)}
     body = {"id": "%s/virtualMachines/%s" % (vmss.id, vm.name), "name": vm.name, "instanceId": vm.name,
-            "type": compute.UNIFORM_VM_TYPE, "location": vm.body["location"], "properties": props}
+            "type": scalesetmodel.UNIFORM_VM_TYPE, "location": vm.body["location"], "properties": props}
     if vm.body.get("zones"):
         body["zones"] = list(vm.body["zones"])
     if detailed and vm.body.get("etag"):
@@ -232,7 +232,7 @@ def flex_member_by_name(ctx, vmss):
     name = ctx.param("iid")
     if not native_protection_allowed(ctx):
         raise invalid_parameter("Virtual Machine Scale Set VM instanceId must be a number.", target="instanceId")
-    for vm in compute.members(ctx.state, vmss, sort=False):
+    for vm in scalesetmodel.members(ctx.state, vmss, sort=False):
         if vm.name.lower() == name.lower():
             return vm
     raise not_found("%s/virtualMachines/%s" % (vmss.id, name), ctx.param("rg"))
@@ -242,13 +242,13 @@ def put_flex_member(ctx, vmss):
     """PUT/PATCH of a Flexible member through the VMSS-VM API: only protectionPolicy is taken from the body."""
     state = ctx.state
     vm = flex_member_by_name(ctx, vmss)
-    compute._busy_with_delete(vm)
+    vmmodel.refuse_while_deleting(vm)
     locks.enforce(state, vm.id, "write")
     body = ctx.json()
     props = body.get("properties") or {}
     if "protectionPolicy" in props or ctx.method == "PUT":
         vm.emu["protection"] = validate_protection(props.get("protectionPolicy"))
-    op = compute.start_vm_update(ctx, state, vm)
+    op = vmmodel.start_vm_update(ctx, state, vm)
     return lro.accepted(ctx, op, status=200, body=render_flex_member(state, vmss, vm, detailed=True), location=False)
 
 
@@ -256,7 +256,7 @@ def put_flex_member(ctx, vmss):
 # Upgrading members
 # ---------------------------------------------------------------------------
 
-class Upgrade(compute.Action):
+class Upgrade(vmmodel.Action):
     """Bring a member to the scale set's model: down like a reimage, then booted on the new model."""
 
     def check(self, state, vm, params):
@@ -283,37 +283,37 @@ def start_member_upgrade(ctx, vm, vmss):
     state = ctx.state
     if latest_model_applied(vm, vmss):
         return None
-    compute._busy_with_delete(vm)
-    if compute._settled(vm) in ("stopped", "deallocated"):
+    vmmodel.refuse_while_deleting(vm)
+    if vmmodel.settled_power(vm) in ("stopped", "deallocated"):
         apply_model(state, vm, vmss, model_version(vmss))
         return None
-    return compute.run_action(ctx, vm, UPGRADE, {"vmss": vmss, "version": model_version(vmss)})
+    return vmmodel.run_action(ctx, vm, UPGRADE, {"vmss": vmss, "version": model_version(vmss)})
 
 
 def finish_member_upgrade(state, vm, params):
-    """Called by ``compute.begin_action`` when an upgrade of ``vm`` completes."""
+    """Called by ``vmmodel.begin_action`` when an upgrade of ``vm`` completes."""
     apply_model(state, vm, params["vmss"], params["version"])
 
 
 def manual_upgrade(ctx):
-    """POST .../manualupgrade (routed by ``compute.vmss_action``): for Flexible sets the instance ids are VM names."""
+    """POST .../manualupgrade (routed by ``scalesets.vmss_action``): for Flexible sets the instance ids are VM names."""
     state = ctx.state
-    vmss = compute.require_vmss(ctx)
+    vmss = scalesetmodel.require_vmss(ctx)
     body = ctx.json(required=True) or {}
     ids = body.get("instanceIds")
     if not ids:
         raise invalid_parameter("Required parameter 'instanceIds' is missing (null).", target="instanceIds")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise invalid_parameter("Parameter 'instanceIds' must be a list of strings.", target="instanceIds")
-    if not compute._is_flex(vmss):
+    if not scalesetmodel.is_flex(vmss):
         # The emulator tracks models of Flexible sets only; Uniform instances are always current here.
-        compute._resolve_instances(state, vmss, ids)
+        scalesetmodel.resolve_instances(state, vmss, ids)
         return lro.accepted(ctx, lro.start(ctx, "Microsoft.Compute", vmss.body["location"], "manualupgrade", 0.0,
                                            lambda op: None, target=vmss.id))
-    targets = compute._resolve_instances(state, vmss, ids)
+    targets = scalesetmodel.resolve_instances(state, vmss, ids)
     for vm in targets:
         locks.enforce(state, vm.id, "action")
-        compute._busy_with_delete(vm)
+        vmmodel.refuse_while_deleting(vm)
     ops = [op for op in (start_member_upgrade(ctx, vm, vmss) for vm in targets
                          if not protected_from_scale_set_actions(vm)) if op is not None]
     return lro.accepted(ctx, lro.follow(ctx, "Microsoft.Compute", vmss.body["location"], "manualupgrade", ops,
@@ -323,11 +323,11 @@ def manual_upgrade(ctx):
 def after_update(state, vmss, model_changed):
     """After an update of the scale set completed: Automatic mode upgrades every member after a model change;
     Rolling mode starts a rolling upgrade while members are behind (any update restarts a cancelled one)."""
-    if not compute._is_flex(vmss) or state.get(vmss.id) is not vmss:
+    if not scalesetmodel.is_flex(vmss) or state.get(vmss.id) is not vmss:
         return
     mode = (vmss.props.get("upgradePolicy") or {}).get("mode", "Manual")
     ctx = BackgroundCtx(state, vmss)
-    behind = [vm for vm in compute.members(state, vmss) if not latest_model_applied(vm, vmss)
+    behind = [vm for vm in scalesetmodel.members(state, vmss) if not latest_model_applied(vm, vmss)
               and not protected_from_scale_set_actions(vm) and vm.props.get("provisioningState") != "Deleting"]
     if mode == "Automatic" and model_changed:
         for vm in behind:
@@ -429,7 +429,7 @@ def start_rolling_upgrade(state, vmss):
             await asyncio.sleep(0.02)
 
     async def run():
-        everyone = compute.members(state, vmss)
+        everyone = scalesetmodel.members(state, vmss)
         total = len(everyone)
         todo = [vm for vm in everyone if not latest_model_applied(vm, vmss) and not protected_from_scale_set_actions(vm)]
         rr.pending = len(todo)
@@ -440,7 +440,7 @@ def start_rolling_upgrade(state, vmss):
             if rr.cancel_requested:
                 rr.finish("Cancelled")
                 return
-            present = compute.members(state, vmss)
+            present = scalesetmodel.members(state, vmss)
             unhealthy = [vm for vm in present if _unhealthy(vm)]
             if _percent(len(unhealthy), total) > int(rr.policy["maxUnhealthyInstancePercent"]):
                 rr.finish("Faulted", {
@@ -497,7 +497,7 @@ def start_rolling_upgrade(state, vmss):
 
 
 def _rolling_upgrade(ctx):
-    vmss = compute.require_vmss(ctx)
+    vmss = scalesetmodel.require_vmss(ctx)
     return vmss, vmss.emu.get("rolling_upgrade")
 
 

@@ -10,7 +10,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from _support import COMPUTE_API, FLEX, RG, events_for, flex_members, max_down, power, vmss_id, wait_until
-from test_compute_vmss import flex_body
+from test_scalesets import flex_body
 
 NEW_IMAGE = {"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2-v2",
              "version": "latest"}
