@@ -154,6 +154,9 @@ class FakeExtensions:
                                  % (vm_name, extension_name), code="ResourceNotFound", status=404)
         return self.installed[(vm_name, extension_name)]
 
+    def list(self, resource_group, vm_name, expand=None):
+        return {"value": [extension for (vm, _name), extension in self.installed.items() if vm == vm_name]}
+
     def _refuse_if_stopped(self, vm_name):
         if vm_name in self.stopped:
             raise AzureFlexError("Cannot modify extensions in the VM when the VM is not running.",
@@ -219,6 +222,10 @@ class FakeModule:
     def selection_outcome(self):
         return []
 
+    scale_set = None
+    mark_or_act = AzureFlexModule.mark_or_act
+    common_result = AzureFlexModule.common_result
+    member_result = AzureFlexModule.member_result
     report_members = AzureFlexModule.report_members
 
 
