@@ -291,9 +291,6 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import mem
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     ABSENT,
-    SELECTION_MUTUALLY_EXCLUSIVE,
-    SELECTION_REQUIRED_ONE_OF,
-    SELECTION_REQUIRED_TOGETHER,
     SelectionCriteria,
     selection_argument_spec,
 )
@@ -335,42 +332,37 @@ def run(module):
         respect_protection(module, action, planned, named, selection.scale_set)
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
 
-    if module.check_mode:
-        for entry, _member in todo:
-            entry["status"] = "would_change"
-    elif todo:
+    def act(todo):
         if action.goal == ABSENT:
-            outcomes = act_delete(module, selection.scale_set, todo, params)
+            return act_delete(module, selection.scale_set, todo, params)
+        return [(outcome.item, outcome.result if outcome.ok else False, outcome.error)
+                for outcome in act_one_by_one(module, action, todo, params)]
+
+    waited = []
+    for (entry, member), finished, error in module.mark_or_act(todo, act):
+        if error is not None:
+            entry.update(status="failed", changed=False, after=None, error=member_error(error))
+        elif finished:
+            entry["status"] = "changed"
+            waited.append((entry, member))
         else:
-            outcomes = [(outcome.item, outcome.result if outcome.ok else False, outcome.error)
-                        for outcome in act_one_by_one(module, action, todo, params)]
-        waited = []
-        for (entry, member), finished, error in outcomes:
-            if error is not None:
-                entry.update(status="failed", changed=False, after=None, error=member_error(error))
-            elif finished:
-                entry["status"] = "changed"
-                waited.append((entry, member))
-            else:
-                entry.update(status="started", after=None)
-        if waited:
-            refresh_after(module, action, waited, selection.scale_set)
-            if isinstance(action, Upgrade):
-                latest = read_latest_model(module, selection.scale_set, [dict(member) for _entry, member in waited])
-                for (entry, _member), member in zip(waited, latest):
-                    entry["latest_model"] = member["latest_model"]
+            entry.update(status="started", after=None)
+    if waited:
+        refresh_after(module, action, waited, selection.scale_set)
+        if isinstance(action, Upgrade):
+            latest = read_latest_model(module, selection.scale_set, [dict(member) for _entry, member in waited])
+            for (entry, _member), member in zip(waited, latest):
+                entry["latest_model"] = member["latest_model"]
 
     entries = [entry for entry, _member in planned]
-    return module.report_members(selection.scale_set, entries, "instances", action.description)
+    return module.report_members(selection.scale_set, entries, "instances", action.description, what=params["action"])
 
 
 def main():
     module = AzureFlexModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
-        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE,
-        required_one_of=SELECTION_REQUIRED_ONE_OF,
-        required_together=SELECTION_REQUIRED_TOGETHER,
+        selects_members=True,
     )
     module.run(run)
 

@@ -300,9 +300,6 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import mem
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     ABSENT,
-    SELECTION_MUTUALLY_EXCLUSIVE,
-    SELECTION_REQUIRED_ONE_OF,
-    SELECTION_REQUIRED_TOGETHER,
     SelectionCriteria,
     selection_argument_spec,
     validate_vm_name,
@@ -463,18 +460,14 @@ def run(module):
             planned.append((entry, member))
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
 
-    if module.check_mode:
-        for entry, _member in todo:
-            entry["status"] = "would_change"
-    elif todo:
-        for outcome in act(module, todo, desired):
-            entry = outcome.item[0]
-            if not outcome.ok:
-                entry.update(status="failed", changed=False, after=entry["before"], error=member_error(outcome.error))
-                continue
-            finished, after = outcome.result
-            entry["status"] = "changed" if finished else "started"
-            entry["after"] = after if finished else None
+    for outcome in module.mark_or_act(todo, lambda todo: act(module, todo, desired)):
+        entry = outcome.item[0]
+        if not outcome.ok:
+            entry.update(status="failed", changed=False, after=entry["before"], error=member_error(outcome.error))
+            continue
+        finished, after = outcome.result
+        entry["status"] = "changed" if finished else "started"
+        entry["after"] = after if finished else None
     failed_to = "%s extension %s" % ("remove" if params["state"] == "absent" else "apply", desired["name"])
     return module.report_members(selection.scale_set, [entry for entry, _member in planned], "extensions", failed_to)
 
@@ -483,9 +476,7 @@ def main():
     module = AzureFlexModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
-        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE,
-        required_one_of=SELECTION_REQUIRED_ONE_OF,
-        required_together=SELECTION_REQUIRED_TOGETHER,
+        selects_members=True,
         required_if=[("state", "present", ("publisher", "type", "type_handler_version"))],
     )
     module.run(run)

@@ -176,11 +176,13 @@ retries:
 """
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._extensions import extension_from_rest, list_extensions
-from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
+    READ_ARGUMENT_SPEC,
+    AzureFlexModule,
+    listing_line,
+    member_counts,
+)
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
-    SELECTION_MUTUALLY_EXCLUSIVE,
-    SELECTION_REQUIRED_ONE_OF,
-    SELECTION_REQUIRED_TOGETHER,
     SelectionCriteria,
     selection_argument_spec,
     validate_vm_name,
@@ -222,21 +224,18 @@ def run(module):
                           "extensions": outcome.result})
         for extension in outcome.result:
             per_extension[extension["name"]] = per_extension.get(extension["name"], 0) + 1
-    scale_set = selection.scale_set
-    return {"changed": False, "instances": instances,
-            "counts": {"instances": len(instances), "extensions": per_extension},
-            "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
-            "filtered_out": module.selection_outcome(),
-            "elapsed_seconds": round(module.deadline.elapsed(), 3), "retries": module.retry_summary()}
+    filtered_out = module.selection_outcome()
+    counts = member_counts(instances, filtered_out)
+    counts.update(instances=len(instances), extensions=per_extension)
+    return module.common_result(listing_line("read extensions", counts), selection.scale_set, instances=instances,
+                                counts=counts, filtered_out=filtered_out)
 
 
 def main():
     module = AzureFlexModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
-        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE,
-        required_one_of=SELECTION_REQUIRED_ONE_OF,
-        required_together=SELECTION_REQUIRED_TOGETHER,
+        selects_members=True,
     )
     module.run(run)
 

@@ -213,6 +213,7 @@ retries:
 import re
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
+    CODE_INVALID_INPUT,
     InvalidInputError,
     is_not_found,
     member_error,
@@ -220,9 +221,6 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     ABSENT,
-    SELECTION_MUTUALLY_EXCLUSIVE,
-    SELECTION_REQUIRED_ONE_OF,
-    SELECTION_REQUIRED_TOGETHER,
     SelectionCriteria,
     selection_argument_spec,
 )
@@ -361,7 +359,7 @@ def plan(members, set_tags, remove_tags, purge):
         elif len(after) > MAX_TAGS:
             entry = {"status": "failed", "changed": False, "after": before,
                      "error": {"msg": "The member would have %d tags; Azure allows at most %d" % (len(after), MAX_TAGS),
-                               "code": "InvalidInput"}}
+                               "code": CODE_INVALID_INPUT}}
         entry.update(name=member["name"], id=member["id"], before=before)
         entries.append((entry, member))
     return entries
@@ -403,21 +401,20 @@ def run(module):
     planned = plan(selection.members, set_tags, remove_tags, params["purge"])
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
 
-    if module.check_mode:
-        for entry, _member in todo:
-            entry["status"] = "would_change"
-    elif todo:
-        for outcome in write_tags(module, todo, set_tags, remove_tags, params["purge"]):
-            entry = outcome.item[0]
-            if not outcome.ok and is_not_found(outcome.error):
-                entry.update(status="skipped", changed=False, after=entry["before"], reason="no longer exists")
-            elif not outcome.ok:
-                entry.update(status="failed", changed=False, after=entry["before"], error=member_error(outcome.error))
-            elif outcome.result is None:
-                entry.update(status="started", after=None)
-            else:
-                changed = not tags_equal(entry["before"], outcome.result)
-                entry.update(status="changed" if changed else "skipped", after=outcome.result, changed=changed)
+    def write(todo):
+        return write_tags(module, todo, set_tags, remove_tags, params["purge"])
+
+    for outcome in module.mark_or_act(todo, write):
+        entry = outcome.item[0]
+        if not outcome.ok and is_not_found(outcome.error):
+            entry.update(status="skipped", changed=False, after=entry["before"], reason="no longer exists")
+        elif not outcome.ok:
+            entry.update(status="failed", changed=False, after=entry["before"], error=member_error(outcome.error))
+        elif outcome.result is None:
+            entry.update(status="started", after=None)
+        else:
+            changed = not tags_equal(entry["before"], outcome.result)
+            entry.update(status="changed" if changed else "skipped", after=outcome.result, changed=changed)
 
     entries = [entry for entry, _member in planned]
     return module.report_members(selection.scale_set, entries, "instances", "update their tags")
@@ -427,9 +424,7 @@ def main():
     module = AzureFlexModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
-        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE,
-        required_one_of=SELECTION_REQUIRED_ONE_OF,
-        required_together=SELECTION_REQUIRED_TOGETHER,
+        selects_members=True,
     )
     module.run(run)
 

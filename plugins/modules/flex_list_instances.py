@@ -287,7 +287,12 @@ retries:
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError, azure_errors
 from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import LockReader, NativeProtection, protection_summary
-from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
+    READ_ARGUMENT_SPEC,
+    AzureFlexModule,
+    listing_line,
+    member_counts,
+)
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
     ScaleSetRef,
     SelectionCriteria,
@@ -415,14 +420,19 @@ def run(module):
             member["protection"] = protection_summary(locks[key], native.get(key))
     for member in instances:
         member.pop("source", None)
-    counts = {"total": len(instances), "power_state": {}, "health": {}}
+    filtered_out = module.selection_outcome()
+    counts = member_counts(instances, filtered_out)
+    counts.update(total=len(instances), power_state={}, health={})
     for member in instances:
         counts["power_state"][member["power_state"]] = counts["power_state"].get(member["power_state"], 0) + 1
         if member.get("health"):
             counts["health"][member["health"]] = counts["health"].get(member["health"], 0) + 1
-    return {"changed": False, "instances": instances, "scale_sets": scale_sets, "counts": counts,
-            "source": params["member_source"], "filtered_out": module.selection_outcome(),
-            "elapsed_seconds": round(module.deadline.elapsed(), 3), "retries": module.retry_summary()}
+    result = module.common_result(listing_line("list instances", counts), selected[0][0] if len(selected) == 1 else None,
+                                  instances=instances, scale_sets=scale_sets, counts=counts,
+                                  source=params["member_source"], filtered_out=filtered_out)
+    if len(selected) != 1:
+        result["scale_set"] = None  # a listing of several scale sets (or none) is no one scale set's: see scale_sets
+    return result
 
 
 def main():

@@ -594,9 +594,13 @@ def _checked_batch(batch):
 def _result(module, state, changed=False, lines=None, scale_set_summary=None, **values):
     scale_set = dict(state["scale_set"], automatic_repairs=(scale_set_summary or {}).get("automatic_repairs",
                                                                                          state.get("automatic_repairs")))
-    result = {"changed": changed, "run": state, "lines": lines or [], "check_mode": module.check_mode,
-              "scale_set": scale_set, "elapsed_seconds": round(module.deadline.elapsed(), 3),
-              "retries": module.retry_summary()}
+    stopped = values.get("stop_reason")
+    msg = "rolling %s %s, step %s: %s" % (state["action"], state["run_id"], module.params["step"],
+                                          "stopped (%s)" % stopped if stopped else "done")
+    result = module.common_result(msg, scale_set, changed=changed, run=state, lines=lines or [],
+                                  check_mode=module.check_mode)
+    # This module's scale_set also says whether automatic repairs could interfere.
+    result["scale_set"] = scale_set
     result.update(values)
     return result
 

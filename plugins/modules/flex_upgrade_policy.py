@@ -235,9 +235,6 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
     MemberFailures,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
-    SELECTION_MUTUALLY_EXCLUSIVE,
-    SELECTION_REQUIRED_ONE_OF,
-    SELECTION_REQUIRED_TOGETHER,
     SelectionCriteria,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils import _upgrades as upgrades
@@ -298,17 +295,17 @@ def run(module):
     members = upgrades.model_counts(client.latest_model_by_member())
 
     # report
-    result = {
-        "changed": bool(actions),
+    result = module.common_result(
+        "upgrade policy of %s: %s" % (ref.name, ", ".join(actions) if actions else "no change"),
+        {"id": scale_set.get("id") or ref.id, "name": ref.name, "resource_group": ref.resource_group},
+        changed=bool(actions))
+    result.update({
         "actions": actions,
         "upgrade_policy": upgrades.policy_view(after),
         "rolling_upgrade": upgrades.status_view(status),
         "members": members,
         "automatic_repairs": upgrades.repairs_view((scale_set.get("properties") or {}).get("automaticRepairsPolicy")),
-        "scale_set": {"id": scale_set.get("id") or ref.id, "name": ref.name, "resource_group": ref.resource_group},
-        "elapsed_seconds": round(module.deadline.elapsed(), 3),
-        "retries": module.retry_summary(),
-    }
+    })
     if module._diff:
         result["diff"] = {"before": {"upgrade_policy": upgrades.policy_view(current)},
                           "after": {"upgrade_policy": result["upgrade_policy"]}}
@@ -326,9 +323,7 @@ def main():
     module = AzureFlexModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
-        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE,
-        required_one_of=SELECTION_REQUIRED_ONE_OF,
-        required_together=SELECTION_REQUIRED_TOGETHER,
+        selects_members=True,
     )
     module.run(run)
 

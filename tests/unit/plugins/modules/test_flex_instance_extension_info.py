@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._fanout import run_bounded
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.modules import flex_instance_extension_info as module
 
 
@@ -64,12 +65,16 @@ class FakeModule:
     def retry_summary(self):
         return {"retries": 2, "throttled_responses": 1}
 
+    scale_set = None
+    common_result = AzureFlexModule.common_result
+
 
 def test_lists_each_member_with_instance_view_and_counts_extensions():
     fake = FakeModule({"vm1": [raw("HealthExtension")], "vm2": [raw("HealthExtension"), raw("CustomScript")]})
     result = module.run(fake)
     assert [instance["name"] for instance in result["instances"]] == ["vm1", "vm2"]
-    assert result["counts"] == {"instances": 2, "extensions": {"HealthExtension": 2, "CustomScript": 1}}
+    assert result["counts"] == {"instances": 2, "extensions": {"HealthExtension": 2, "CustomScript": 1},
+                                "selected": 2, "changed": 0, "skipped": 2, "failed": 0, "filtered_out": 0}
     # As every module: the retries it met, how long it took, the scale set, the named members left out.
     assert (result["retries"], result["elapsed_seconds"], result["filtered_out"]) == (
         {"retries": 2, "throttled_responses": 1}, 1.25, [])
