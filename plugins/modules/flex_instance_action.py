@@ -245,10 +245,12 @@ instances:
           description: The C(x-ms-request-id) of the failing response, for Azure support.
           type: str
 counts:
-  description: How many members were selected, changed, skipped and failed.
+  description:
+    - How many members were selected, changed (or would be, in check mode, or were started), skipped and failed, and how
+      many members named in O(instances) a filter left out (C(filtered_out), not counted in C(selected)).
   returned: always
   type: dict
-  sample: {"selected": 12, "changed": 12, "skipped": 0, "failed": 0}
+  sample: {"selected": 12, "changed": 12, "skipped": 0, "failed": 0, "filtered_out": 0}
 scale_set:
   description: The scale set.
   returned: always
@@ -263,6 +265,12 @@ scale_set:
     resource_group:
       description: Resource group.
       type: str
+msg:
+  description:
+    - A one-line summary of the task: the action and the members changed, skipped, failed and filtered out; when the task fails, what failed.
+  returned: always
+  type: str
+  sample: "restart: 3 of 12 member(s) changed, 9 skipped"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always

@@ -139,10 +139,15 @@ instances:
           type: list
           elements: dict
 counts:
-  description: Members listed, and how many members have each extension (by extension name).
+  description:
+    - Members listed (C(instances)), and how many members have each extension (by extension name, C(extensions)).
+    - As in every module that lists or acts on members, C(selected) (the members listed), C(changed) and C(failed)
+      (always 0), C(skipped) (every member listed: nothing is changed) and C(filtered_out) (members named in
+      O(instances) a filter left out).
   returned: always
   type: dict
-  sample: {"instances": 12, "extensions": {"HealthExtension": 12}}
+  sample: {"instances": 12, "extensions": {"HealthExtension": 12}, "selected": 12, "changed": 0, "skipped": 12,
+           "failed": 0, "filtered_out": 0}
 scale_set:
   description: The scale set.
   returned: always
@@ -164,6 +169,12 @@ filtered_out:
   returned: always
   type: list
   elements: dict
+msg:
+  description:
+    - A one-line summary of the task (the members listed and filtered out); when the task fails, what failed.
+  returned: always
+  type: str
+  sample: "read extensions: 12 member(s) listed"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always

@@ -166,9 +166,9 @@ instances:
       type: str
     status:
       description:
-        - C(changed) (lock written or removed), C(would_change) (check mode), C(unchanged) (already as requested),
-          C(failed) (see RV(instances[].error)), or C(skipped) for a member named in O(instances) that a filter left
-          out (see RV(instances[].reason)).
+        - C(changed) (lock written or removed), C(would_change) (check mode), C(skipped) (already as requested,
+          or a member named in O(instances) that a filter left out, see RV(instances[].reason)) or C(failed) (see
+          RV(instances[].error)).
       type: str
       sample: changed
     reason:
@@ -247,11 +247,11 @@ instances:
       returned: when the member failed
 counts:
   description:
-    - How many members were selected, changed, unchanged and failed, and how many members named in O(instances)
-      a filter left out (C(filtered_out), not counted in C(selected)).
+    - How many members were selected, changed (or would be, in check mode, or were started), skipped and failed, and how
+      many members named in O(instances) a filter left out (C(filtered_out), not counted in C(selected)).
   returned: always
   type: dict
-  sample: {"selected": 2, "changed": 2, "unchanged": 0, "failed": 0, "filtered_out": 0}
+  sample: {"selected": 2, "changed": 2, "skipped": 0, "failed": 0, "filtered_out": 0}
 scale_set:
   description: The scale set.
   returned: always
@@ -276,6 +276,12 @@ mechanism:
   returned: always
   type: str
   sample: lock
+msg:
+  description:
+    - A one-line summary of the task: the lock (or native protection) and the members changed, skipped, failed and filtered out; when the task fails, what failed.
+  returned: always
+  type: str
+  sample: "set lock azure-flex-protect-from-scale-in: 2 of 2 member(s) changed, 0 skipped"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always

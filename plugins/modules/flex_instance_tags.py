@@ -180,8 +180,8 @@ instances:
           type: str
 counts:
   description:
-    - How many members were selected, changed, skipped and failed, and how many members named in O(instances)
-      a filter left out (C(filtered_out), not counted in C(selected)).
+    - How many members were selected, changed (or would be, in check mode, or were started), skipped and failed, and how
+      many members named in O(instances) a filter left out (C(filtered_out), not counted in C(selected)).
   returned: always
   type: dict
   sample: {"selected": 12, "changed": 12, "skipped": 0, "failed": 0, "filtered_out": 0}
@@ -199,6 +199,12 @@ scale_set:
     resource_group:
       description: Resource group.
       type: str
+msg:
+  description:
+    - A one-line summary of the task: the members changed, skipped, failed and filtered out; when the task fails, what failed.
+  returned: always
+  type: str
+  sample: "update their tags: 12 of 12 member(s) changed, 0 skipped"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always

@@ -241,11 +241,32 @@ scale_sets:
     member_count:
       description: Number of members listed.
       type: int
-counts:
-  description: Members listed, in total and by power state (and by health with O(member_source=compute)).
+scale_set:
+  description:
+    - The scale set listed, as in every module's result; null when the task listed several (or none), see
+      RV(scale_sets).
   returned: always
   type: dict
-  sample: {"total": 12, "power_state": {"running": 11, "deallocated": 1}, "health": {}}
+  contains:
+    id:
+      description: Resource ID.
+      type: str
+    name:
+      description: Name.
+      type: str
+    resource_group:
+      description: Resource group.
+      type: str
+counts:
+  description:
+    - Members listed, in total and by power state (and by health with O(member_source=compute)).
+    - As in every module that lists or acts on members, C(selected) (the members listed), C(changed) and C(failed)
+      (always 0), C(skipped) (every member listed: nothing is changed) and C(filtered_out) (members named in
+      O(instances) a filter left out).
+  returned: always
+  type: dict
+  sample: {"total": 12, "power_state": {"running": 11, "deallocated": 1}, "health": {}, "selected": 12, "changed": 0,
+           "skipped": 12, "failed": 0, "filtered_out": 0}
 source:
   description: Where the members came from (C(resource_graph) or C(compute)).
   returned: always
@@ -274,6 +295,12 @@ filtered_out:
       description: Which filter left the member out, and why.
       type: str
       sample: "named in instances, but left out by the filters: power state deallocated is not in power_states (running)"
+msg:
+  description:
+    - A one-line summary of the task (the members listed and filtered out); when the task fails, what failed.
+  returned: always
+  type: str
+  sample: "list instances: 12 member(s) listed"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always

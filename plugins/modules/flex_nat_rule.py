@@ -302,8 +302,8 @@ instances:
       sample: 20.0.0.10:50000
     status:
       description:
-        - C(changed), C(would_change) (check mode), C(unchanged) or C(failed); C(skipped) for a member named in
-          O(instances) that a filter left out (see RV(instances[].reason)).
+        - C(changed), C(would_change) (check mode), C(skipped) (nothing to change, or a member named in
+          O(instances) that a filter left out, see RV(instances[].reason)) or C(failed).
       type: str
       sample: changed
     reason:
@@ -394,7 +394,7 @@ rules:
       description: C(create), C(update), C(delete) or C(keep).
       type: str
     status:
-      description: C(changed), C(would_change), C(unchanged) or C(failed).
+      description: C(changed), C(would_change), C(skipped) (nothing to change) or C(failed).
       type: str
     protocol:
       description: Protocol.
@@ -433,11 +433,12 @@ rules:
       type: bool
 counts:
   description:
-    - How many members were selected, changed, unchanged and failed, how many rules were deleted, and how many
-      members named in O(instances) a filter left out (C(filtered_out), not counted in C(selected)).
+    - How many members were selected, changed (or would be, in check mode), skipped and failed (rules of no selected
+      member that failed count as failures too), how many rules were deleted, and how many members named in
+      O(instances) a filter left out (C(filtered_out), not counted in C(selected)).
   returned: always
   type: dict
-  sample: {"selected": 12, "changed": 12, "unchanged": 0, "failed": 0, "rules_deleted": 0, "filtered_out": 0}
+  sample: {"selected": 12, "changed": 12, "skipped": 0, "failed": 0, "rules_deleted": 0, "filtered_out": 0}
 load_balancer:
   description: The load balancer and frontend used.
   returned: always
@@ -475,6 +476,12 @@ scale_set:
     resource_group:
       description: Resource group.
       type: str
+msg:
+  description:
+    - A one-line summary of the task: the rule and the members changed, skipped, failed and filtered out; when the task fails, what failed.
+  returned: always
+  type: str
+  sample: "inbound NAT rule ssh: 12 of 12 member(s) changed, 0 skipped"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always
@@ -487,7 +494,7 @@ migration:
     state:
       description:
         - C(planned) (check mode), C(completed), C(partial) (stopped by a failure; every member still reachable; rerun
-          to resume) or C(unchanged) (nothing left to migrate).
+          to resume) or C(skipped) (nothing left to migrate).
       type: str
     final_range:
       description: The V2 rule's final range, C([start, end]).

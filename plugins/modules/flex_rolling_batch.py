@@ -404,6 +404,12 @@ scale_set:
   description: The scale set (C(id), C(name), C(resource_group), C(automatic_repairs)).
   returned: always
   type: dict
+msg:
+  description:
+    - A one-line summary of the task: the run, the step and whether it stopped (and why); when the task fails, what failed.
+  returned: always
+  type: str
+  sample: "rolling restart patch-2024-06, step batch: done"
 elapsed_seconds:
   description: Wall-clock time the step took.
   returned: always

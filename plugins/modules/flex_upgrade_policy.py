@@ -218,6 +218,12 @@ scale_set:
   description: The scale set (C(id), C(name), C(resource_group)).
   returned: always
   type: dict
+msg:
+  description:
+    - A one-line summary of the task: the scale set and what was done (C(no change) when nothing); when the task fails, what failed.
+  returned: always
+  type: str
+  sample: "upgrade policy of web: update_policy"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always
