@@ -27,12 +27,12 @@ options:
     description:
       - Names of the member VMs, or V(all) (the default).
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.selection
-  - azure_flex.vmss.wait.READ
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
-  - azure_flex.vmss.attributes.INFO_MODULE
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._selection
+  - azure_flex.vmss._wait.READ
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._attributes.INFO_MODULE
 seealso:
   - module: azure_flex.vmss.flex_instance_extension
 """
@@ -142,7 +142,7 @@ counts:
   description:
     - Members listed (C(instances)), and how many members have each extension (by extension name, C(extensions)).
     - As in every module that lists or acts on members, C(selected) (the members listed), C(changed) and C(failed)
-      (always 0), C(skipped) (every member listed: nothing is changed) and C(filtered_out) (members named in
+      (always 0), C(skipped) (every member listed, as nothing is changed) and C(filtered_out) (members named in
       O(instances) a filter left out).
   returned: always
   type: dict
@@ -171,7 +171,8 @@ filtered_out:
   elements: dict
 msg:
   description:
-    - A one-line summary of the task (the members listed and filtered out); when the task fails, what failed.
+    - A one-line summary of the task (the members listed and filtered out).
+    - When the task fails, what failed.
   returned: always
   type: str
   sample: "read extensions: 12 member(s) listed"

@@ -85,11 +85,11 @@ options:
     choices: [present, absent]
     default: present
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.selection
-  - azure_flex.vmss.wait.READ
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._selection
+  - azure_flex.vmss._wait.READ
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
 attributes:
   check_mode:
     support: full
@@ -278,7 +278,9 @@ mechanism:
   sample: lock
 msg:
   description:
-    - A one-line summary of the task: the lock (or native protection) and the members changed, skipped, failed and filtered out; when the task fails, what failed.
+    - A one-line summary of the task, naming the lock (or native protection) and the members changed, skipped,
+      failed and filtered out.
+    - When the task fails, what failed.
   returned: always
   type: str
   sample: "set lock azure-flex-protect-from-scale-in: 2 of 2 member(s) changed, 0 skipped"

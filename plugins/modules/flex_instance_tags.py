@@ -55,11 +55,11 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.selection
-  - azure_flex.vmss.wait
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._selection
+  - azure_flex.vmss._wait
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
 attributes:
   check_mode:
     support: full
@@ -201,7 +201,8 @@ scale_set:
       type: str
 msg:
   description:
-    - A one-line summary of the task: the members changed, skipped, failed and filtered out; when the task fails, what failed.
+    - A one-line summary of the task (the members changed, skipped, failed and filtered out).
+    - When the task fails, what failed.
   returned: always
   type: str
   sample: "update their tags: 12 of 12 member(s) changed, 0 skipped"

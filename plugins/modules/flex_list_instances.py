@@ -65,12 +65,12 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.selection
-  - azure_flex.vmss.wait.READ
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
-  - azure_flex.vmss.attributes.INFO_MODULE
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._selection
+  - azure_flex.vmss._wait.READ
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._attributes.INFO_MODULE
 seealso:
   - module: azure_flex.vmss.flex_instance_action
 """
@@ -261,7 +261,7 @@ counts:
   description:
     - Members listed, in total and by power state (and by health with O(member_source=compute)).
     - As in every module that lists or acts on members, C(selected) (the members listed), C(changed) and C(failed)
-      (always 0), C(skipped) (every member listed: nothing is changed) and C(filtered_out) (members named in
+      (always 0), C(skipped) (every member listed, as nothing is changed) and C(filtered_out) (members named in
       O(instances) a filter left out).
   returned: always
   type: dict
@@ -297,7 +297,8 @@ filtered_out:
       sample: "named in instances, but left out by the filters: power state deallocated is not in power_states (running)"
 msg:
   description:
-    - A one-line summary of the task (the members listed and filtered out); when the task fails, what failed.
+    - A one-line summary of the task (the members listed and filtered out).
+    - When the task fails, what failed.
   returned: always
   type: str
   sample: "list instances: 12 member(s) listed"

@@ -163,11 +163,11 @@ options:
     type: list
     elements: str
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.selection
-  - azure_flex.vmss.wait
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._selection
+  - azure_flex.vmss._wait
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
 attributes:
   check_mode:
     support: full
@@ -478,7 +478,8 @@ scale_set:
       type: str
 msg:
   description:
-    - A one-line summary of the task: the rule and the members changed, skipped, failed and filtered out; when the task fails, what failed.
+    - A one-line summary of the task (the rule and the members changed, skipped, failed and filtered out).
+    - When the task fails, what failed.
   returned: always
   type: str
   sample: "inbound NAT rule ssh: 12 of 12 member(s) changed, 0 skipped"
@@ -558,6 +559,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import 
     selection_argument_spec,
     validate_resource_group_name,
 )
+
 
 def argument_spec():
     spec = selection_argument_spec()

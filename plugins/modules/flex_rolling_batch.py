@@ -225,9 +225,9 @@ options:
     type: int
     default: 5
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
 attributes:
   check_mode:
     support: full
@@ -406,7 +406,8 @@ scale_set:
   type: dict
 msg:
   description:
-    - A one-line summary of the task: the run, the step and whether it stopped (and why); when the task fails, what failed.
+    - A one-line summary of the task, naming the run, the step and whether (and why) it stopped.
+    - When the task fails, what failed.
   returned: always
   type: str
   sample: "rolling restart patch-2024-06, step batch: done"

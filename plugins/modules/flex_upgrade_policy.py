@@ -92,10 +92,10 @@ options:
     choices: [status, wait, cancel]
     default: status
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.wait
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._wait
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
 attributes:
   check_mode:
     support: full
@@ -220,7 +220,8 @@ scale_set:
   type: dict
 msg:
   description:
-    - A one-line summary of the task: the scale set and what was done (C(no change) when nothing); when the task fails, what failed.
+    - A one-line summary of the task, naming the scale set and what was done, or C(no change).
+    - When the task fails, what failed.
   returned: always
   type: str
   sample: "upgrade policy of web: update_policy"
