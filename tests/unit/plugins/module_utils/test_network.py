@@ -22,6 +22,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._network import (
     NetworkId,
     execute,
     is_conflict,
+    nat_rule_id,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
 from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import FakeClock
@@ -305,3 +306,11 @@ def test_one_failing_member_does_not_stop_the_others():
     assert plans[0].outcome["actions"] == ["create_rule"]
     assert plans[0].outcome["error"] == {"msg": "NIC a-nic0 not found", "code": "NotFound", "status": 404}
     assert plans[1].outcome["status"] == "changed"
+
+
+def test_load_balancer_and_nat_rule_ids_are_built_by_one_function_each():
+    ref = NetworkId(SUB, "net-rg", "loadBalancers", "lb")
+
+    assert ref.id == NAT_LB
+    assert NetworkId.parse(NAT_LB + "/inboundNatRules/ssh", "loadBalancers").id == NAT_LB
+    assert nat_rule_id(ref.id, "ssh-a") == NAT_LB + "/inboundNatRules/ssh-a"
