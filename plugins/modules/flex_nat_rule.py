@@ -904,8 +904,7 @@ def report(module, scale_set, lb, frontend, address, instances, rules, before, a
 
 
 def main():
-    module = AzureFlexModule(argument_spec=argument_spec(), supports_check_mode=True, selects_members=True)
-    module.run(run)
+    AzureFlexModule(argument_spec=argument_spec(), supports_check_mode=True, selects_members=True).run(run)
 
 
 if __name__ == "__main__":
