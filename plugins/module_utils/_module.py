@@ -134,13 +134,6 @@ def listing_line(what, counts):
     return "%s: %d member(s) listed%s" % (what, counts["selected"], filtered)
 
 
-def selection_constraints(mutually_exclusive=None):
-    """The ``AzureFlexModule`` constraints of a module that selects members (``selection_argument_spec``)."""
-    return dict(mutually_exclusive=list(SELECTION_MUTUALLY_EXCLUSIVE) + list(mutually_exclusive or []),
-                required_one_of=list(SELECTION_REQUIRED_ONE_OF),
-                required_together=list(SELECTION_REQUIRED_TOGETHER))
-
-
 class MemberFailures(Exception):
     """Some members failed: ``AzureFlexModule.run`` fails the task with ``msg`` and the whole ``result``.
 
@@ -163,10 +156,9 @@ class AzureFlexModule:
         (added to ``mutually_exclusive``, ``required_one_of`` and ``required_together``)."""
         argument_spec = dict(argument_spec or {})
         if selects_members:
-            selection = selection_constraints(mutually_exclusive)
-            mutually_exclusive = selection["mutually_exclusive"]
-            required_one_of = selection["required_one_of"] + list(required_one_of or [])
-            required_together = selection["required_together"] + list(required_together or [])
+            mutually_exclusive = list(SELECTION_MUTUALLY_EXCLUSIVE) + list(mutually_exclusive or [])
+            required_one_of = list(SELECTION_REQUIRED_ONE_OF) + list(required_one_of or [])
+            required_together = list(SELECTION_REQUIRED_TOGETHER) + list(required_together or [])
         clashes = sorted(set(argument_spec) & set(AUTH_ARGUMENT_SPEC))
         if clashes:
             raise ValueError("module options clash with the authentication options: %s" % ", ".join(clashes))
