@@ -134,6 +134,20 @@ def listing_line(what, counts):
     return "%s: %d member(s) listed%s" % (what, counts["selected"], filtered)
 
 
+class _ReportingSelector(ScaleSetSelector):
+    """A ``ScaleSetSelector`` that hands each scale set it reads to ``on_scale_set``, so that a later failure can
+    name the scale set the task was working on."""
+
+    def __init__(self, on_scale_set, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._on_scale_set = on_scale_set
+
+    def get_scale_set(self, ref):
+        scale_set = super().get_scale_set(ref)
+        self._on_scale_set(scale_set)
+        return scale_set
+
+
 class MemberFailures(Exception):
     """Some members failed: ``AzureFlexModule.run`` fails the task with ``msg`` and the whole ``result``.
 
@@ -249,9 +263,13 @@ class AzureFlexModule:
     def selector(self):
         """A ``ScaleSetSelector`` bound to this task's clients, deadline and parallelism.
 
-        The task's result reports what its selectors found worth saying (``selection_outcome``).
+        The task's result reports what its selectors found worth saying (``selection_outcome``); a failure names
+        the scale set they read last.
         """
-        selector = ScaleSetSelector(self.clients, self.subscription_id, self.deadline, self.max_parallel)
+        def remember(scale_set):
+            self.scale_set = scale_set_summary(scale_set)
+
+        selector = _ReportingSelector(remember, self.clients, self.subscription_id, self.deadline, self.max_parallel)
         self._selectors.append(selector)
         return selector
 

@@ -12,7 +12,11 @@ import pytest
 
 from azure.core.exceptions import ResourceExistsError
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, MissingDependencyError
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
+    AzureFlexError,
+    InvalidInputError,
+    MissingDependencyError,
+)
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
     MEMBER_STATUSES,
     READ_ARGUMENT_SPEC,
@@ -23,7 +27,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
     member_counts,
     summary_line,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import selection_argument_spec
+from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import ScaleSetSelector, selection_argument_spec
 from ansible_collections.azure_flex.vmss.tests.unit.utils.module_args import patch_module_args
 
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -382,6 +386,21 @@ def test_a_failure_after_the_scale_set_was_read_reports_it(capsys, build):
     _code, result = run_and_capture(capsys, lambda: module.run(work))
 
     assert result["scale_set"] == {"id": SCALE_SET["id"], "name": "web", "resource_group": "rg"}
+
+
+def test_a_failure_after_a_selector_read_the_scale_set_names_it(capsys, build, monkeypatch):
+    module = build({"resource_group": "rg", "scale_set": "web"})
+    module.clients = object()
+    monkeypatch.setattr(ScaleSetSelector, "get_scale_set", lambda self, ref: dict(SCALE_SET))
+
+    def work(module):
+        module.selector().get_scale_set("ref")
+        raise InvalidInputError("refused after the read")
+
+    _code, result = run_and_capture(capsys, lambda: module.run(work))
+
+    assert result["scale_set"] == {"id": SCALE_SET["id"], "name": "web", "resource_group": "rg"}
+    assert result["code"] == "AzureFlexInvalidInput"
 
 
 def test_a_limit_refused_at_construction_carries_the_common_keys(capsys, build):
