@@ -286,7 +286,7 @@ def planned_actions(plan):
     return actions
 
 
-def execute(module, writer, plans):
+def execute_rule_plans(module, writer, plans):
     """Run the plans one by one (a load balancer takes one change at a time); record each outcome."""
     for plan in plans:
         plan.outcome = {"actions": planned_actions(plan), "status": "skipped"}

@@ -547,7 +547,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._network import (
     MigrationRunner,
     NatWriter,
     NetworkId,
-    execute,
+    execute_rule_plans,
     frontend_address,
     join_members,
     nat_rule_id,
@@ -769,7 +769,7 @@ def run_v1(module, request, lb, lb_id, frontend, members, writer, address):
         plans = nat.plan_single(request, lb, frontend["id"], members)
     else:
         plans = nat.plan_per_instance(request, lb, frontend["id"], members)
-    execute(module, writer, plans)
+    execute_rule_plans(module, writer, plans)
     by_member = {plan.member["name"].lower(): plan for plan in plans if plan.member is not None}
     instances = []
     for member in members:
@@ -789,7 +789,7 @@ def run_v2(module, request, lb, lb_ref, lb_id, frontend, members, writer, addres
     pool = nat.pick_item(lb, "backendAddressPools", module.params["backend_pool"], "backend_pool", "backend pool")
     plan, joining = nat.plan_v2(request, lb, frontend["id"], pool, members)
     plans = [plan] if plan is not None else []
-    execute(module, writer, plans)
+    execute_rule_plans(module, writer, plans)
     rule_ok = plan is not None and plan.outcome["status"] != "failed"
     joins = join_members(module, writer, pool, joining) if request.present and rule_ok else {}
     in_pool = nat.pool_ipconfig_ids(pool)

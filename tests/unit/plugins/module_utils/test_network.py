@@ -20,7 +20,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._network import (
     LoadBalancerWriter,
     NatWriter,
     NetworkId,
-    execute,
+    execute_rule_plans,
     is_conflict,
     nat_rule_id,
 )
@@ -242,7 +242,7 @@ def test_check_mode_plans_but_makes_no_call():
     network = FakeNetwork({"a-nic0": nic("a-nic0")})
     fake = FakeModule(network, check_mode=True)
     plans = plans_for([member("a")])
-    execute(fake, writer_for(fake), plans)
+    execute_rule_plans(fake, writer_for(fake), plans)
     assert network.calls == []
     assert plans[0].outcome == {"actions": ["create_rule", "bind_nic"], "status": "would_change"}
 
@@ -251,7 +251,7 @@ def test_a_new_rule_is_created_then_bound_keeping_the_rest_of_the_nic():
     network = FakeNetwork({"a-nic0": nic("a-nic0", rules=[NAT_LB + "/inboundNatRules/other"])})
     fake = FakeModule(network)
     plans = plans_for([member("a")])
-    execute(fake, writer_for(fake), plans)
+    execute_rule_plans(fake, writer_for(fake), plans)
     assert [call[:2] for call in network.calls] == [("PUT rule", "ssh-a"), ("GET nic", "a-nic0"), ("PUT nic", "a-nic0")]
     assert network.calls[0][2]["properties"]["frontendPort"] == 50000
     sent = network.calls[2][2]
@@ -268,7 +268,7 @@ def test_nothing_is_written_for_a_rule_already_in_place():
     network = FakeNetwork({})
     fake = FakeModule(network)
     plans = plans_for([member("a")], rules=[rule])
-    execute(fake, writer_for(fake), plans)
+    execute_rule_plans(fake, writer_for(fake), plans)
     assert network.calls == []
     assert plans[0].outcome["status"] == "skipped"
 
@@ -282,7 +282,7 @@ def test_a_delete_refused_because_the_rule_is_bound_unbinds_then_deletes():
     network = FakeNetwork({"gone-nic0": nic("gone-nic0", rules=[rule_id])}, delete_errors=[in_use])
     fake = FakeModule(network)
     plans = plans_for([], rules=[rule], purge=True)
-    execute(fake, writer_for(fake), plans)
+    execute_rule_plans(fake, writer_for(fake), plans)
     assert [call[:2] for call in network.calls] == [("DELETE rule", "ssh-gone"), ("GET nic", "gone-nic0"),
                                                     ("PUT nic", "gone-nic0"), ("DELETE rule", "ssh-gone")]
     assert network.nics["gone-nic0"]["properties"]["ipConfigurations"][0]["properties"][
@@ -301,7 +301,7 @@ def test_one_failing_member_does_not_stop_the_others():
 
     network.network_interfaces.get = get
     plans = plans_for([member("a"), member("b")])
-    execute(fake, writer_for(fake), plans)
+    execute_rule_plans(fake, writer_for(fake), plans)
     assert plans[0].outcome["status"] == "failed"
     assert plans[0].outcome["actions"] == ["create_rule"]
     assert plans[0].outcome["error"] == {"msg": "NIC a-nic0 not found", "code": "NotFound", "status": 404}
