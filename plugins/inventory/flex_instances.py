@@ -101,7 +101,7 @@ options:
 extends_documentation_fragment:
   - constructed
   - inventory_cache
-  - azure_flex.vmss.azure_auth
+  - azure_flex.vmss._azure_auth
 notes:
   - The authentication options and environment variables are those of the modules of this collection, so a
     "Microsoft Azure Resource Manager" credential attached to an AWX or Automation Platform inventory source

@@ -18,9 +18,8 @@ Azure does not return), and decides what a desired extension changes on one memb
 from __future__ import annotations
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, azure_errors, is_not_found
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import azure_errors
 from ansible_collections.azure_flex.vmss.plugins.module_utils._members import enum_text
-
 
 # Fields the user controls, as (option name, REST property name). Publisher and type identify the
 # handler; Azure refuses to change the type of an existing extension.
@@ -113,23 +112,21 @@ def update_body(desired, changed):
 
 
 def read_extension(compute, resource_group, vm_name, extension_name):
-    """The extension in REST layout, or None when the VM has no extension of that name."""
-    try:
-        with azure_errors("Failed to read extension %s of VM %s" % (extension_name, vm_name)):
-            return as_rest_dict(compute.virtual_machine_extensions.get(resource_group, vm_name, extension_name))
-    except AzureFlexError as exc:
-        if is_not_found(exc) and exc.code not in ("ResourceGroupNotFound",) and not _vm_missing(exc, vm_name):
-            return None
-        raise
+    """The extension in REST layout, or None when the VM has no extension of that name.
+
+    Read from the VM's extension list, not with a GET of the extension: Azure answers both a missing VM and a
+    missing extension of a GET with 404 ``ResourceNotFound``, while the list answers 404 only for a missing VM (or
+    group), which then fails the member instead of reading as "extension absent".
+    """
+    for extension in list_extensions(compute, resource_group, vm_name, expand=None):
+        if str(extension.get("name") or "").lower() == extension_name.lower():
+            return extension
+    return None
 
 
-def _vm_missing(error, vm_name):
-    # A 404 for the VM itself (deleted meanwhile) must not read as "extension absent".
-    return "virtualMachines/%s'" % vm_name.lower() in (error.msg or "").lower()
-
-
-def list_extensions(compute, resource_group, vm_name):
-    """Every extension of a VM, with its instance view, in REST layout (the list API is not paged)."""
+def list_extensions(compute, resource_group, vm_name, expand="instanceView"):
+    """Every extension of a VM, with its instance view unless ``expand`` is None, in REST layout (the list API is not
+    paged)."""
     with azure_errors("Failed to list the extensions of VM %s" % vm_name):
-        result = as_rest_dict(compute.virtual_machine_extensions.list(resource_group, vm_name, expand="instanceView"))
+        result = as_rest_dict(compute.virtual_machine_extensions.list(resource_group, vm_name, expand=expand))
     return list((result or {}).get("value") or [])

@@ -19,6 +19,11 @@ test can build the module, replace ``clients`` with a fake, and call the module'
 
 A module then reads as: ``module = AzureFlexModule(spec, ...)`` then ``module.run(work)``, where
 ``work(module)`` reads, decides, acts and returns the result dict.
+
+Every result, success or failure, has one shape (``common_result``): ``changed``, ``msg`` (a one-line summary),
+``scale_set`` (``id``, ``name``, ``resource_group``), ``elapsed_seconds`` and ``retries``. A module that acts on
+or lists members adds ``instances`` and ``counts`` (``member_result``, ``report_members``); each member's
+``status`` is one of ``MEMBER_STATUSES``.
 """
 
 from __future__ import annotations
@@ -41,13 +46,20 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import (
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     CODE_INVALID_INPUT,
     AzureFlexError,
+    InvalidInputError,
     MissingDependencyError,
     azure_error_types,
     to_flex_error,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._fanout import DEFAULT_MAX_PARALLEL, run_bounded
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline, run_operation
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import ScaleSetSelector
+from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
+    SELECTION_MUTUALLY_EXCLUSIVE,
+    SELECTION_REQUIRED_ONE_OF,
+    SELECTION_REQUIRED_TOGETHER,
+    ScaleSetRef,
+    ScaleSetSelector,
+)
 
 
 DEFAULT_TIMEOUT = 900
@@ -75,8 +87,64 @@ READ_ARGUMENT_SPEC = dict(
 )
 
 
+# The one vocabulary of member (and NAT rule) statuses in every module's result.
+MEMBER_STATUSES = ("changed", "skipped", "would_change", "started", "failed", "would_fail")
 # Member statuses that fail the task: a failure, or in check mode one predicted (Azure would refuse).
 FAILED_STATUSES = ("failed", "would_fail")
+SCALE_SET_KEYS = ("id", "name", "resource_group")
+
+
+def scale_set_summary(scale_set):
+    """The ``scale_set`` of a result: ``id``, ``name`` and ``resource_group`` (None when there is none)."""
+    if scale_set is None:
+        return None
+    return {key: scale_set.get(key) for key in SCALE_SET_KEYS}
+
+
+def member_counts(entries, filtered_out=()):
+    """``selected``, ``changed``, ``skipped``, ``failed`` and ``filtered_out`` of per-member entries.
+
+    An entry counts as failed by its ``status`` (``FAILED_STATUSES``), as changed by its ``changed`` flag (a change
+    made, predicted in check mode or started), and as skipped otherwise; a listed member (no status) is skipped.
+    """
+    counts = {"selected": len(entries), "changed": 0, "skipped": 0, "failed": 0}
+    for entry in entries:
+        counts["failed" if entry.get("status") in FAILED_STATUSES else "changed" if entry.get("changed")
+               else "skipped"] += 1
+    counts["filtered_out"] = len(filtered_out)
+    return counts
+
+
+def summary_line(what, counts, check_mode=False):
+    """The one-line ``msg`` of a member result, e.g. ``restart: 3 of 12 member(s) changed, 9 skipped``."""
+    parts = ["%d of %d member(s) %s" % (counts["changed"], counts["selected"],
+                                        "would change" if check_mode else "changed"),
+             "%d skipped" % counts["skipped"]]
+    if counts["failed"]:
+        parts.append("%d failed" % counts["failed"])
+    if counts["filtered_out"]:
+        parts.append("%d filtered out" % counts["filtered_out"])
+    return "%s: %s" % (what, ", ".join(parts))
+
+
+def listing_line(what, counts):
+    """The one-line ``msg`` of a task that only reads members, e.g. ``list instances: 12 member(s) listed``."""
+    filtered = ", %d filtered out" % counts["filtered_out"] if counts["filtered_out"] else ""
+    return "%s: %d member(s) listed%s" % (what, counts["selected"], filtered)
+
+
+class _ReportingSelector(ScaleSetSelector):
+    """A ``ScaleSetSelector`` that hands each scale set it reads to ``on_scale_set``, so that a later failure can
+    name the scale set the task was working on."""
+
+    def __init__(self, on_scale_set, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._on_scale_set = on_scale_set
+
+    def get_scale_set(self, ref):
+        scale_set = super().get_scale_set(ref)
+        self._on_scale_set(scale_set)
+        return scale_set
 
 
 class MemberFailures(Exception):
@@ -96,8 +164,14 @@ class AzureFlexModule:
     """An ``AnsibleModule`` plus Azure authentication, clients, deadline and error reporting."""
 
     def __init__(self, argument_spec=None, supports_check_mode=False, mutually_exclusive=None, required_together=None,
-                 required_one_of=None, required_if=None, required_by=None, environ=None):
+                 required_one_of=None, required_if=None, required_by=None, environ=None, selects_members=False):
+        """``selects_members``: the module takes ``selection_argument_spec``'s options, so their constraints apply
+        (added to ``mutually_exclusive``, ``required_one_of`` and ``required_together``)."""
         argument_spec = dict(argument_spec or {})
+        if selects_members:
+            mutually_exclusive = list(SELECTION_MUTUALLY_EXCLUSIVE) + list(mutually_exclusive or [])
+            required_one_of = list(SELECTION_REQUIRED_ONE_OF) + list(required_one_of or [])
+            required_together = list(SELECTION_REQUIRED_TOGETHER) + list(required_together or [])
         clashes = sorted(set(argument_spec) & set(AUTH_ARGUMENT_SPEC))
         if clashes:
             raise ValueError("module options clash with the authentication options: %s" % ", ".join(clashes))
@@ -113,13 +187,16 @@ class AzureFlexModule:
             **{name: value for name, value in constraints.items() if value is not None}
         )
         self._environ = os.environ if environ is None else environ
-        self._check_limits()
-        self.deadline = Deadline(self.module.params.get("timeout") or DEFAULT_TIMEOUT)
+        # The scale set the task works on, once a result names it; a failure reports it too.
+        self.scale_set = None
         self._auth_settings = None
         self._cloud = None
         self._clients = None
         self._selectors = []
         self._selection_warned = False
+        self.deadline = None
+        self._check_limits()
+        self.deadline = Deadline(self.module.params.get("timeout") or DEFAULT_TIMEOUT)
 
     def __getattr__(self, name):
         # Only called for attributes not found on this object: delegate to the AnsibleModule.
@@ -180,9 +257,13 @@ class AzureFlexModule:
     def selector(self):
         """A ``ScaleSetSelector`` bound to this task's clients, deadline and parallelism.
 
-        The task's result reports what its selectors found worth saying (``selection_outcome``).
+        The task's result reports what its selectors found worth saying (``selection_outcome``); a failure names
+        the scale set they read last.
         """
-        selector = ScaleSetSelector(self.clients, self.subscription_id, self.deadline, self.max_parallel)
+        def remember(scale_set):
+            self.scale_set = scale_set_summary(scale_set)
+
+        selector = _ReportingSelector(remember, self.clients, self.subscription_id, self.deadline, self.max_parallel)
         self._selectors.append(selector)
         return selector
 
@@ -233,7 +314,7 @@ class AzureFlexModule:
         # Failing outside the except block: ansible-core 2.19 would otherwise attach the traceback of an
         # expected, fully described failure (bad input, an ARM error, members that failed) to the result.
         if isinstance(failure, MemberFailures):
-            self.module.fail_json(msg=failure.msg, **failure.result)
+            self.module.fail_json(**dict(failure.result, msg=failure.msg))
         self.fail_azure(failure)
 
     def fail_azure(self, error, **extra):
@@ -241,7 +322,8 @@ class AzureFlexModule:
         flex_error = to_flex_error(error)
         if flex_error is None:
             raise error
-        result = flex_error.to_dict()
+        result = self.common_result(flex_error.msg)
+        result.update(flex_error.to_dict())
         if isinstance(flex_error, MissingDependencyError):
             result["msg"] = missing_required_lib(flex_error.library)
             result["exception"] = "".join(traceback.format_exception(
@@ -249,31 +331,66 @@ class AzureFlexModule:
         result.update(extra)
         self.module.fail_json(**result)
 
-    def report_members(self, scale_set, entries, diff_key, failed_to):
-        """The result of a task that acted on members: counts, per-member entries, diff, timing, retries.
+    def mark_or_act(self, todo, act):
+        """Check mode: mark each entry of ``todo`` ``would_change`` and act on none. Otherwise: ``act(todo)``'s
+        outcomes (none when there is nothing to do).
 
-        Each entry has ``name``, ``status`` (``failed``, ``would_fail`` in check mode, or another), ``changed``,
-        ``before`` and ``after`` (shown in the diff under ``diff_key`` for members changed or failed) and, when
-        failed, ``error``.
-        When any member failed, raises ``MemberFailures`` saying what they ``failed_to`` do.
+        ``todo`` holds tuples whose first item is the member's result entry; the caller records the outcomes.
         """
-        counts = {"selected": len(entries), "changed": 0, "skipped": 0, "failed": 0}
-        for entry in entries:
-            counts["failed" if entry["status"] in FAILED_STATUSES else "changed" if entry["changed"] else "skipped"] += 1
-        filtered_out = self.selection_outcome()
-        counts["filtered_out"] = len(filtered_out)
+        if self.check_mode:
+            for item in todo:
+                item[0]["status"] = "would_change"
+            return []
+        return act(todo) if todo else []
+
+    def common_result(self, msg, scale_set=None, changed=False, **values):
+        """A result of the shape every module returns: ``changed``, ``msg``, ``scale_set``, ``elapsed_seconds``,
+        ``retries``, then ``values``. ``scale_set`` (a scale set dict) is remembered for a later failure."""
+        if scale_set is not None:
+            self.scale_set = scale_set_summary(scale_set)
         result = {
-            "changed": counts["changed"] > 0,
-            "instances": sorted(entries + filtered_out, key=lambda entry: str(entry["name"] or "").lower()),
-            "counts": counts,
-            "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
-            "elapsed_seconds": round(self.deadline.elapsed(), 3),
+            "changed": changed,
+            "msg": msg,
+            "scale_set": self.scale_set if self.scale_set is not None else self._scale_set_of_params(),
+            # No deadline yet while the limits are checked: nothing has run.
+            "elapsed_seconds": round(self.deadline.elapsed(), 3) if self.deadline is not None else 0.0,
             "retries": self.retry_summary(),
         }
+        result.update(values)
+        return result
+
+    def member_result(self, scale_set, entries, what, counts=None, changed=None, filtered_fields=None, **values):
+        """The result of a task on members: the common keys, ``instances`` (``entries`` and the members named in
+        ``instances`` a filter left out, by name) and ``counts`` (``member_counts`` updated with ``counts``).
+
+        ``what`` starts the ``msg`` (``summary_line``); ``changed`` defaults to "some member changed";
+        ``filtered_fields`` are set on the filtered-out entries (the keys of this module's entries they lack).
+        """
+        filtered_out = [dict(entry, **(filtered_fields or {})) for entry in self.selection_outcome()]
+        all_counts = member_counts(entries, filtered_out)
+        all_counts.update(counts or {})
+        return self.common_result(
+            summary_line(what, all_counts, self.check_mode), scale_set,
+            changed=all_counts["changed"] > 0 if changed is None else changed,
+            instances=sorted(entries + filtered_out, key=lambda entry: str(entry["name"] or "").lower()),
+            counts=all_counts, **values)
+
+    def report_members(self, scale_set, entries, diff_key, failed_to, what=None, diff=None, **values):
+        """The result of a task that acted on members: ``member_result``, the diff, and a failure when any failed.
+
+        Each entry has ``name``, ``status`` (``MEMBER_STATUSES``), ``changed``, ``before`` and ``after`` (shown in the
+        diff under ``diff_key`` for members changed or failed, unless the module gives its own ``diff``) and, when
+        failed, ``error``. ``what`` starts the ``msg`` (default: ``failed_to``).
+        When any member failed, raises ``MemberFailures`` saying what they ``failed_to`` do.
+        """
+        result = self.member_result(scale_set, entries, what or failed_to, **values)
         if self._diff:
-            touched = [entry for entry in entries if entry["changed"] or entry["status"] in FAILED_STATUSES]
-            result["diff"] = {"before": {diff_key: {entry["name"]: entry["before"] for entry in touched}},
-                              "after": {diff_key: {entry["name"]: entry["after"] for entry in touched}}}
+            if diff is None:
+                touched = [entry for entry in entries if entry["changed"] or entry["status"] in FAILED_STATUSES]
+                diff = {"before": {diff_key: {entry["name"]: entry["before"] for entry in touched}},
+                        "after": {diff_key: {entry["name"]: entry["after"] for entry in touched}}}
+            result["diff"] = diff
+        counts = result["counts"]
         if counts["failed"]:
             failing = [entry for entry in entries if entry["status"] in FAILED_STATUSES]
             failures = ["%s: %s" % (entry["name"], entry["error"].get("code") or entry["error"].get("msg"))
@@ -283,6 +400,20 @@ class AzureFlexModule:
                 counts["failed"], counts["selected"], "would fail" if predicted else "failed", failed_to,
                 "; ".join(failures)), result)
         return result
+
+    def _scale_set_of_params(self):
+        """The scale set the options name, for a failure before it was read (``id`` only when given as one)."""
+        params = self.module.params
+        scale_set_id = params.get("scale_set_id")
+        if scale_set_id:
+            try:
+                ref = ScaleSetRef.parse(scale_set_id)
+                return {"id": scale_set_id, "name": ref.name, "resource_group": ref.resource_group}
+            except InvalidInputError:
+                return {"id": scale_set_id, "name": None, "resource_group": None}
+        name = params.get("scale_set")
+        return {"id": None, "name": name if isinstance(name, str) else None,
+                "resource_group": params.get("resource_group")}
 
     def retry_summary(self):
         """How many retries (and throttled responses) the task met, once clients exist."""
@@ -297,5 +428,5 @@ class AzureFlexModule:
             if value is None:
                 continue
             if value < low or value > high:
-                self.module.fail_json(msg="%s must be between %d and %d, got %d" % (name, low, high, value),
-                                      code=CODE_INVALID_INPUT)
+                self.module.fail_json(**self.common_result("%s must be between %d and %d, got %d"
+                                                           % (name, low, high, value), code=CODE_INVALID_INPUT))

@@ -7,7 +7,7 @@
 # disappear in any release, including bugfix releases. Do not import it from other
 # collections or from playbooks.
 
-"""Writes that change a load balancer, made one at a time, and network resource ids.
+"""Network I/O: reads and writes of load balancers, NAT rules and NICs, writes made one at a time, and resource ids.
 
 The Network resource provider takes one change at a time per load balancer: while a write to the
 load balancer, to one of its inbound NAT rules, or to a NIC that joins or leaves one of its pools or
@@ -31,8 +31,15 @@ import re
 import threading
 import time
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, InvalidInputError
-from ansible_collections.azure_flex.vmss.plugins.module_utils._nat import ipconfig_of_member, join_pool
+from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
+    AzureFlexError,
+    InvalidInputError,
+    azure_errors,
+    is_not_found,
+    member_error,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._nat import bind_rule, ipconfig_of_member, join_pool, unbind_rule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import RetryRules, run_operation
 
 
@@ -41,6 +48,8 @@ CONFLICT_CODE = "AnotherOperationInProgress"
 CONFLICT_MAX_ATTEMPTS = 20
 CONFLICT_BACKOFF_BASE = 1.0
 CONFLICT_BACKOFF_CAP = 10.0
+# Azure refuses to delete an inbound NAT rule still bound to a NIC with this code.
+RULE_IN_USE = "InboundNatRuleInUse"
 
 _NETWORK_ID = re.compile(
     r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<resource_group>[^/]+)"
@@ -69,6 +78,17 @@ class NetworkId:
                                                                       resource_type or "<type>"))
         return cls(match.group("subscription"), match.group("resource_group"), match.group("type"),
                    match.group("name"), match.group("rest"))
+
+    @property
+    def id(self):
+        """The resource id these parts name (without ``rest``)."""
+        return "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/%s/%s" % (
+            self.subscription_id, self.resource_group, self.resource_type, self.name)
+
+
+def nat_rule_id(lb_id, rule_name):
+    """The resource id of the inbound NAT rule ``rule_name`` of the load balancer ``lb_id``."""
+    return "%s/inboundNatRules/%s" % (lb_id, rule_name)
 
 
 class LoadBalancerWriter:
@@ -132,11 +152,188 @@ def is_conflict(error):
     return getattr(error, "code", None) == CONFLICT_CODE and getattr(error, "status", None) == 409
 
 
+# -- load balancer reads ----------------------------------------------------------------------------
+
+def read_load_balancer(network, ref):
+    """The load balancer ``ref`` (a ``NetworkId``) as a REST dict; a missing one is reported by name and group."""
+    try:
+        with azure_errors("Failed to read load balancer %s" % ref.name):
+            return as_rest_dict(network.load_balancers.get(ref.resource_group, ref.name))
+    except AzureFlexError as exc:
+        if is_not_found(exc):
+            raise exc.with_message("Load balancer %s was not found in resource group %s"
+                                   % (ref.name, ref.resource_group)) from exc
+        raise
+
+
+def frontend_address(network, frontend):
+    """The frontend's public IP address, or its private one (internal load balancer)."""
+    props = frontend.get("properties") or {}
+    public_ip_id = (props.get("publicIPAddress") or {}).get("id")
+    if not public_ip_id:
+        return props.get("privateIPAddress")
+    ref = NetworkId.parse(public_ip_id, "publicIPAddresses")
+    with azure_errors("Failed to read public IP address %s" % ref.name):
+        public_ip = as_rest_dict(network.public_ip_addresses.get(ref.resource_group, ref.name))
+    return (public_ip.get("properties") or {}).get("ipAddress")
+
+
+def query_port_mappings(module, lb_ref, pool, rule_name, pairs):
+    """Ports of the V2 rule from queryInboundNatRulePortMapping, for (member, ip configuration id) pairs.
+
+    ``module`` gives the clients, the deadline and ``fan_out``. Returns ``({member name (lower): frontend port},
+    {member name (lower): error})``.
+    """
+    network = module.clients.network()
+
+    def query(pair):
+        member, ipconfig_id = pair
+        _finished, result = run_operation(
+            lambda: network.load_balancers.begin_list_inbound_nat_rule_port_mappings(
+                lb_ref.resource_group, lb_ref.name, pool["name"], {"ipConfiguration": {"id": ipconfig_id}}),
+            module.deadline, "query the inbound NAT port mappings of VM %s" % member["name"], wait=True)
+        return as_rest_dict(result) or {}
+
+    ports, errors = {}, {}
+    for outcome in module.fan_out(query, pairs):
+        key = outcome.item[0]["name"].lower()
+        if not outcome.ok:
+            errors[key] = outcome.error
+            continue
+        for mapping in outcome.result.get("inboundNatRulePortMappings") or []:
+            if str(mapping.get("inboundNatRuleName")).lower() == rule_name.lower():
+                ports[key] = mapping.get("frontendPort")
+    return ports, errors
+
+
+# -- NAT rule and NIC writes -------------------------------------------------------------------------
+
+class NatWriter:
+    """The NAT rule and NIC writes of a task, each one through the load balancer's ``LoadBalancerWriter``.
+
+    ``module`` gives the clients, the deadline and ``wait``; ``lb_ref`` is the load balancer's ``NetworkId``.
+    """
+
+    def __init__(self, module, lb_ref):
+        self.network = module.clients.network()
+        self.lb = lb_ref
+        self.lb_id = lb_ref.id
+        self.serial = LoadBalancerWriter(module.deadline, wait=module.wait)
+
+    def put_rule(self, plan):
+        body = {"properties": plan.desired}
+        self.serial.run(self.lb_id, lambda: self.network.inbound_nat_rules.begin_create_or_update(
+            self.lb.resource_group, self.lb.name, plan.rule_name, body),
+            "%s inbound NAT rule %s" % (plan.action, plan.rule_name))
+
+    def delete_rule(self, plan):
+        def begin():
+            return self.network.inbound_nat_rules.begin_delete(self.lb.resource_group, self.lb.name, plan.rule_name)
+
+        description = "delete inbound NAT rule %s" % plan.rule_name
+        try:
+            self.serial.run(self.lb_id, begin, description)
+        except AzureFlexError as exc:
+            bound = (plan.current or {}).get("backend_ipconfig_id")
+            if exc.code != RULE_IN_USE or not bound:
+                raise
+            # Where Azure refuses to delete a rule still bound to a NIC: unbind it, then delete.
+            self.edit_nic(bound.split("/ipConfigurations/")[0], lambda nic: unbind_rule(nic, plan.current["id"]),
+                          "unbind inbound NAT rule %s" % plan.rule_name)
+            self.serial.run(self.lb_id, begin, description)
+
+    def edit_nic(self, nic_id, edit, description):
+        """Read-modify-write of a NIC: ``edit(nic)`` changes the REST dict in place and returns
+        ``(changed, ip configuration id)``; every other field is sent back as read."""
+        ref = NetworkId.parse(nic_id, "networkInterfaces")
+        with azure_errors("Failed to read network interface %s" % ref.name):
+            nic = as_rest_dict(self.network.network_interfaces.get(ref.resource_group, ref.name))
+        changed, ipconfig_id = edit(nic)
+        if changed:
+            self.serial.run(self.lb_id, lambda: self.network.network_interfaces.begin_create_or_update(
+                ref.resource_group, ref.name, nic), "%s on network interface %s" % (description, ref.name))
+        return ipconfig_id
+
+
+def apply_rule(writer, plan, done):
+    """Unbind from another NIC, create or update the rule, bind it to the member's NIC.
+
+    Each step is appended to ``done`` as it completes, so a failure part-way reports what was changed.
+    """
+    if plan.unbind_from:
+        writer.edit_nic(plan.unbind_from.split("/ipConfigurations/")[0],
+                        lambda nic: unbind_rule(nic, plan.current["id"]),
+                        "unbind inbound NAT rule %s" % plan.rule_name)
+        done.append("unbind_other_nic")
+    if plan.action in ("create", "update"):
+        writer.put_rule(plan)
+        done.append("%s_rule" % plan.action)
+    if plan.bind:
+        nic_ids = plan.member.get("network_interface_ids") or []
+        if not nic_ids:
+            raise AzureFlexError("VM %s has no network interface to bind the rule to" % plan.member["name"])
+        rule_id = nat_rule_id(writer.lb_id, plan.rule_name)
+        writer.edit_nic(nic_ids[0], lambda nic: bind_rule(nic, rule_id), "bind inbound NAT rule %s" % plan.rule_name)
+        done.append("bind_nic")
+
+
+def planned_actions(plan):
+    actions = ["unbind_other_nic"] if plan.unbind_from else []
+    if plan.action != "keep":
+        actions.append("%s_rule" % plan.action)
+    if plan.bind:
+        actions.append("bind_nic")
+    return actions
+
+
+def execute_rule_plans(module, writer, plans):
+    """Run the plans one by one (a load balancer takes one change at a time); record each outcome."""
+    for plan in plans:
+        plan.outcome = {"actions": planned_actions(plan), "status": "skipped"}
+        if plan.error is not None:
+            plan.outcome.update(status="failed", error=member_error(plan.error), actions=[])
+            continue
+        if not plan.changes:
+            continue
+        if module.check_mode:
+            plan.outcome["status"] = "would_change"
+            continue
+        done = []
+        try:
+            if plan.action == "delete":
+                writer.delete_rule(plan)
+                done.append("delete_rule")
+            else:
+                apply_rule(writer, plan, done)
+            plan.outcome.update(status="changed", actions=done)
+        except AzureFlexError as exc:
+            plan.outcome.update(status="failed", actions=done, error=member_error(exc))
+
+
+def join_members(module, writer, pool, joining):
+    """Add the NICs of ``joining`` to the pool; returns {member name (lower): outcome}."""
+    outcomes = {}
+    for member in joining:
+        outcome = {"actions": ["join_pool"], "status": "would_change" if module.check_mode else "changed"}
+        outcomes[member["name"].lower()] = outcome
+        if module.check_mode:
+            continue
+        try:
+            nic_ids = member.get("network_interface_ids") or []
+            if not nic_ids:
+                raise AzureFlexError("VM %s has no network interface to add to the pool" % member["name"])
+            outcome["ipconfig_id"] = writer.edit_nic(nic_ids[0], lambda nic: join_pool(nic, pool["id"]),
+                                                     "add to backend pool %s" % pool["name"])
+        except AzureFlexError as exc:
+            outcome.update(status="failed", actions=[], error=member_error(exc))
+    return outcomes
+
+
 class MigrationRunner:
     """Runs a ``_nat.MigrationPlan`` so that every member keeps a working rule, stopping at the first failure.
 
     ``writer`` makes the load balancer writes one at a time (``put_rule``, ``delete_rule`` and ``edit_nic`` of
-    flex_nat_rule's writer: serialized, ``AnotherOperationInProgress`` retried); ``query_ports(rule_name, pairs)``
+    ``NatWriter``: serialized, ``AnotherOperationInProgress`` retried); ``query_ports(rule_name, pairs)``
     reads the port of each ``(member, ip configuration id)`` pair on a V2 rule and returns ``({member name (lower):
     port}, {member name (lower): error})``. ``rule_plans`` is ``plan.rule_plans()``; each plan gets its ``outcome``.
 
@@ -160,7 +357,7 @@ class MigrationRunner:
         self.staging_ports = {}
         self.ports = {}
         for rule_plan in self.all_plans():
-            rule_plan.outcome = {"actions": [], "status": "unchanged"}
+            rule_plan.outcome = {"actions": [], "status": "skipped"}
 
     def all_plans(self):
         return [self.v2_plan] + ([self.staging_plan] if self.staging_plan else []) + self.v1_plans + self.stale_plans

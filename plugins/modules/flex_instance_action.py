@@ -95,11 +95,11 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.selection
-  - azure_flex.vmss.wait
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._selection
+  - azure_flex.vmss._wait
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
 attributes:
   check_mode:
     support: full
@@ -245,10 +245,12 @@ instances:
           description: The C(x-ms-request-id) of the failing response, for Azure support.
           type: str
 counts:
-  description: How many members were selected, changed, skipped and failed.
+  description:
+    - How many members were selected, changed (or would be, in check mode, or were started), skipped and failed, and how
+      many members named in O(instances) a filter left out (C(filtered_out), not counted in C(selected)).
   returned: always
   type: dict
-  sample: {"selected": 12, "changed": 12, "skipped": 0, "failed": 0}
+  sample: {"selected": 12, "changed": 12, "skipped": 0, "failed": 0, "filtered_out": 0}
 scale_set:
   description: The scale set.
   returned: always
@@ -263,6 +265,13 @@ scale_set:
     resource_group:
       description: Resource group.
       type: str
+msg:
+  description:
+    - A one-line summary of the task (the action and the members changed, skipped, failed and filtered out).
+    - When the task fails, what failed.
+  returned: always
+  type: str
+  sample: "restart: 3 of 12 member(s) changed, 9 skipped"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always
@@ -287,16 +296,13 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._actions import (
     respect_protection,
     select_for_delete,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import member_error
-from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
-    SELECTION_MUTUALLY_EXCLUSIVE,
-    SELECTION_REQUIRED_ONE_OF,
-    SELECTION_REQUIRED_TOGETHER,
     SelectionCriteria,
     selection_argument_spec,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import member_error
 from ansible_collections.azure_flex.vmss.plugins.module_utils._members import ABSENT
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
 
 
 def argument_spec():
@@ -335,44 +341,34 @@ def run(module):
         respect_protection(module, action, planned, named, selection.scale_set)
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
 
-    if module.check_mode:
-        for entry, _member in todo:
-            entry["status"] = "would_change"
-    elif todo:
+    def act(todo):
         if action.goal == ABSENT:
-            outcomes = act_delete(module, selection.scale_set, todo, params)
+            return act_delete(module, selection.scale_set, todo, params)
+        return [(outcome.item, outcome.result if outcome.ok else False, outcome.error)
+                for outcome in act_one_by_one(module, action, todo, params)]
+
+    waited = []
+    for (entry, member), finished, error in module.mark_or_act(todo, act):
+        if error is not None:
+            entry.update(status="failed", changed=False, after=None, error=member_error(error))
+        elif finished:
+            entry["status"] = "changed"
+            waited.append((entry, member))
         else:
-            outcomes = [(outcome.item, outcome.result if outcome.ok else False, outcome.error)
-                        for outcome in act_one_by_one(module, action, todo, params)]
-        waited = []
-        for (entry, member), finished, error in outcomes:
-            if error is not None:
-                entry.update(status="failed", changed=False, after=None, error=member_error(error))
-            elif finished:
-                entry["status"] = "changed"
-                waited.append((entry, member))
-            else:
-                entry.update(status="started", after=None)
-        if waited:
-            refresh_after(module, action, waited, selection.scale_set)
-            if isinstance(action, Upgrade):
-                latest = read_latest_model(module, selection.scale_set, [dict(member) for _entry, member in waited])
-                for (entry, _member), member in zip(waited, latest):
-                    entry["latest_model"] = member["latest_model"]
+            entry.update(status="started", after=None)
+    if waited:
+        refresh_after(module, action, waited, selection.scale_set)
+        if isinstance(action, Upgrade):
+            latest = read_latest_model(module, selection.scale_set, [dict(member) for _entry, member in waited])
+            for (entry, _member), member in zip(waited, latest):
+                entry["latest_model"] = member["latest_model"]
 
     entries = [entry for entry, _member in planned]
-    return module.report_members(selection.scale_set, entries, "instances", action.description)
+    return module.report_members(selection.scale_set, entries, "instances", action.description, what=params["action"])
 
 
 def main():
-    module = AzureFlexModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE,
-        required_one_of=SELECTION_REQUIRED_ONE_OF,
-        required_together=SELECTION_REQUIRED_TOGETHER,
-    )
-    module.run(run)
+    AzureFlexModule(argument_spec=argument_spec(), supports_check_mode=True, selects_members=True).run(run)
 
 
 if __name__ == "__main__":

@@ -80,11 +80,11 @@ options:
       - Names of the member VMs, or V(all). Required, so that changing every member is always explicit.
     required: true
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.selection
-  - azure_flex.vmss.wait
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._selection
+  - azure_flex.vmss._wait
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
 attributes:
   check_mode:
     support: full
@@ -259,10 +259,12 @@ instances:
           description: The C(x-ms-request-id) of the failing response, for Azure support.
           type: str
 counts:
-  description: How many members were selected, changed, skipped and failed.
+  description:
+    - How many members were selected, changed (or would be, in check mode, or were started), skipped and failed, and how
+      many members named in O(instances) a filter left out (C(filtered_out), not counted in C(selected)).
   returned: always
   type: dict
-  sample: {"selected": 12, "changed": 12, "skipped": 0, "failed": 0}
+  sample: {"selected": 12, "changed": 12, "skipped": 0, "failed": 0, "filtered_out": 0}
 scale_set:
   description: The scale set.
   returned: always
@@ -277,6 +279,13 @@ scale_set:
     resource_group:
       description: Resource group.
       type: str
+msg:
+  description:
+    - A one-line summary of the task (what was done and the members changed, skipped, failed and filtered out).
+    - When the task fails, what failed.
+  returned: always
+  type: str
+  sample: "apply extension HealthExtension: 12 of 12 member(s) changed, 0 skipped"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always
@@ -289,6 +298,11 @@ retries:
 """
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
+    SelectionCriteria,
+    selection_argument_spec,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import member_error
 from ansible_collections.azure_flex.vmss.plugins.module_utils._extensions import (
     create_body,
     differences,
@@ -296,17 +310,9 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._extensions import
     read_extension,
     update_body,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import member_error
-from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
-from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
-    SELECTION_MUTUALLY_EXCLUSIVE,
-    SELECTION_REQUIRED_ONE_OF,
-    SELECTION_REQUIRED_TOGETHER,
-    SelectionCriteria,
-    selection_argument_spec,
-)
 from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import validate_vm_name
 from ansible_collections.azure_flex.vmss.plugins.module_utils._members import ABSENT
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
 
 DESIRED_OPTIONS = ("publisher", "type", "type_handler_version", "settings", "protected_settings",
                    "auto_upgrade_minor_version", "force_update_tag")
@@ -463,18 +469,14 @@ def run(module):
             planned.append((entry, member))
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
 
-    if module.check_mode:
-        for entry, _member in todo:
-            entry["status"] = "would_change"
-    elif todo:
-        for outcome in act(module, todo, desired):
-            entry = outcome.item[0]
-            if not outcome.ok:
-                entry.update(status="failed", changed=False, after=entry["before"], error=member_error(outcome.error))
-                continue
-            finished, after = outcome.result
-            entry["status"] = "changed" if finished else "started"
-            entry["after"] = after if finished else None
+    for outcome in module.mark_or_act(todo, lambda todo: act(module, todo, desired)):
+        entry = outcome.item[0]
+        if not outcome.ok:
+            entry.update(status="failed", changed=False, after=entry["before"], error=member_error(outcome.error))
+            continue
+        finished, after = outcome.result
+        entry["status"] = "changed" if finished else "started"
+        entry["after"] = after if finished else None
     failed_to = "%s extension %s" % ("remove" if params["state"] == "absent" else "apply", desired["name"])
     return module.report_members(selection.scale_set, [entry for entry, _member in planned], "extensions", failed_to)
 
@@ -483,9 +485,7 @@ def main():
     module = AzureFlexModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
-        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE,
-        required_one_of=SELECTION_REQUIRED_ONE_OF,
-        required_together=SELECTION_REQUIRED_TOGETHER,
+        selects_members=True,
         required_if=[("state", "present", ("publisher", "type", "type_handler_version"))],
     )
     module.run(run)

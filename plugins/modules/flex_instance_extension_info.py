@@ -27,12 +27,12 @@ options:
     description:
       - Names of the member VMs, or V(all) (the default).
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.selection
-  - azure_flex.vmss.wait.READ
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
-  - azure_flex.vmss.attributes.INFO_MODULE
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._selection
+  - azure_flex.vmss._wait.READ
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._attributes.INFO_MODULE
 seealso:
   - module: azure_flex.vmss.flex_instance_extension
 """
@@ -139,10 +139,15 @@ instances:
           type: list
           elements: dict
 counts:
-  description: Members listed, and how many members have each extension (by extension name).
+  description:
+    - Members listed (C(instances)), and how many members have each extension (by extension name, C(extensions)).
+    - As in every module that lists or acts on members, C(selected) (the members listed), C(changed) and C(failed)
+      (always 0), C(skipped) (every member listed, as nothing is changed) and C(filtered_out) (members named in
+      O(instances) a filter left out).
   returned: always
   type: dict
-  sample: {"instances": 12, "extensions": {"HealthExtension": 12}}
+  sample: {"instances": 12, "extensions": {"HealthExtension": 12}, "selected": 12, "changed": 0, "skipped": 12,
+           "failed": 0, "filtered_out": 0}
 scale_set:
   description: The scale set.
   returned: always
@@ -164,6 +169,13 @@ filtered_out:
   returned: always
   type: list
   elements: dict
+msg:
+  description:
+    - A one-line summary of the task (the members listed and filtered out).
+    - When the task fails, what failed.
+  returned: always
+  type: str
+  sample: "read extensions: 12 member(s) listed"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always
@@ -175,16 +187,18 @@ retries:
   sample: {"retries": 0, "throttled_responses": 0}
 """
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils._extensions import extension_from_rest, list_extensions
-from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
-    SELECTION_MUTUALLY_EXCLUSIVE,
-    SELECTION_REQUIRED_ONE_OF,
-    SELECTION_REQUIRED_TOGETHER,
     SelectionCriteria,
     selection_argument_spec,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._extensions import extension_from_rest, list_extensions
 from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import validate_vm_name
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
+    READ_ARGUMENT_SPEC,
+    AzureFlexModule,
+    listing_line,
+    member_counts,
+)
 
 
 def argument_spec():
@@ -222,23 +236,15 @@ def run(module):
                           "extensions": outcome.result})
         for extension in outcome.result:
             per_extension[extension["name"]] = per_extension.get(extension["name"], 0) + 1
-    scale_set = selection.scale_set
-    return {"changed": False, "instances": instances,
-            "counts": {"instances": len(instances), "extensions": per_extension},
-            "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
-            "filtered_out": module.selection_outcome(),
-            "elapsed_seconds": round(module.deadline.elapsed(), 3), "retries": module.retry_summary()}
+    filtered_out = module.selection_outcome()
+    counts = member_counts(instances, filtered_out)
+    counts.update(instances=len(instances), extensions=per_extension)
+    return module.common_result(listing_line("read extensions", counts), selection.scale_set, instances=instances,
+                                counts=counts, filtered_out=filtered_out)
 
 
 def main():
-    module = AzureFlexModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE,
-        required_one_of=SELECTION_REQUIRED_ONE_OF,
-        required_together=SELECTION_REQUIRED_TOGETHER,
-    )
-    module.run(run)
+    AzureFlexModule(argument_spec=argument_spec(), supports_check_mode=True, selects_members=True).run(run)
 
 
 if __name__ == "__main__":

@@ -85,11 +85,11 @@ options:
     choices: [present, absent]
     default: present
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.selection
-  - azure_flex.vmss.wait.READ
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._selection
+  - azure_flex.vmss._wait.READ
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
 attributes:
   check_mode:
     support: full
@@ -166,9 +166,9 @@ instances:
       type: str
     status:
       description:
-        - C(changed) (lock written or removed), C(would_change) (check mode), C(unchanged) (already as requested),
-          C(failed) (see RV(instances[].error)), or C(skipped) for a member named in O(instances) that a filter left
-          out (see RV(instances[].reason)).
+        - C(changed) (lock written or removed), C(would_change) (check mode), C(skipped) (already as requested,
+          or a member named in O(instances) that a filter left out, see RV(instances[].reason)) or C(failed) (see
+          RV(instances[].error)).
       type: str
       sample: changed
     reason:
@@ -247,11 +247,11 @@ instances:
       returned: when the member failed
 counts:
   description:
-    - How many members were selected, changed, unchanged and failed, and how many members named in O(instances)
-      a filter left out (C(filtered_out), not counted in C(selected)).
+    - How many members were selected, changed (or would be, in check mode, or were started), skipped and failed, and how
+      many members named in O(instances) a filter left out (C(filtered_out), not counted in C(selected)).
   returned: always
   type: dict
-  sample: {"selected": 2, "changed": 2, "unchanged": 0, "failed": 0, "filtered_out": 0}
+  sample: {"selected": 2, "changed": 2, "skipped": 0, "failed": 0, "filtered_out": 0}
 scale_set:
   description: The scale set.
   returned: always
@@ -276,6 +276,14 @@ mechanism:
   returned: always
   type: str
   sample: lock
+msg:
+  description:
+    - A one-line summary of the task, naming the lock (or native protection) and the members changed, skipped,
+      failed and filtered out.
+    - When the task fails, what failed.
+  returned: always
+  type: str
+  sample: "set lock azure-flex-protect-from-scale-in: 2 of 2 member(s) changed, 0 skipped"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always
@@ -288,7 +296,15 @@ retries:
 """
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, InvalidInputError, member_error
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
+    SelectionCriteria,
+    selection_argument_spec,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
+    AzureFlexError,
+    InvalidInputError,
+    member_error,
+)
 from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
     CODE_NATIVE_REFUSED,
     DEFAULT_LOCK_NAMES,
@@ -307,14 +323,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
     validate_lock_notes,
     wanted_native,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule, MemberFailures
-from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
-    SELECTION_MUTUALLY_EXCLUSIVE,
-    SELECTION_REQUIRED_ONE_OF,
-    SELECTION_REQUIRED_TOGETHER,
-    SelectionCriteria,
-    selection_argument_spec,
-)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule
 
 LOCK_PROVIDER = "/providers/Microsoft.Authorization/locks/"
 
@@ -389,7 +398,7 @@ def plan(members, protections, wanted):
         before = _public(existing)
         changes = wanted.differs(existing)
         entry = {"name": member["name"], "id": member["id"], "changed": changes,
-                 "status": "act" if changes else "unchanged", "before": before,
+                 "status": "act" if changes else "skipped", "before": before,
                  "lock": wanted.after(existing) if changes else before}
         entry["protection"] = predicted_protection(protection, member["id"], existing, entry["lock"])
         entries.append((entry, member, existing))
@@ -471,27 +480,24 @@ def run_native(module, scale_set, wanted, members, flags, native):
         policy = wanted_native(current, protection, wanted.state)
         after = native_flags(policy)
         changes = after != current
-        entry.update(changed=changes, status="act" if changes else "unchanged", native=after if changes else current,
+        entry.update(changed=changes, status="act" if changes else "skipped", native=after if changes else current,
                      protection=protection_summary(locks.get(key, []), after if changes else current))
         planned.append((entry, member, policy))
     todo = [item for item in planned if item[0]["status"] == "act"]
-    if module.check_mode:
-        for entry, _member, _policy in todo:
-            entry["status"] = "would_change"
-    elif todo:
-        def write(item):
-            _entry, member, policy = item
-            return module.run_operation(lambda: native.begin_write(member, policy),
-                                        "set the instance protection of VM %s" % member["name"])
 
-        for outcome in module.fan_out(write, todo):
-            entry = outcome.item[0]
-            if outcome.ok:
-                entry["status"] = "changed"
-            else:
-                entry.update(status="failed", changed=False, native=entry["before"],
-                             protection=protection_summary(locks.get(entry["id"].lower(), []), entry["before"]),
-                             error=member_error(outcome.error))
+    def write(item):
+        _entry, member, policy = item
+        return module.run_operation(lambda: native.begin_write(member, policy),
+                                    "set the instance protection of VM %s" % member["name"])
+
+    for outcome in module.mark_or_act(todo, lambda todo: module.fan_out(write, todo)):
+        entry = outcome.item[0]
+        if outcome.ok:
+            entry["status"] = "changed"
+        else:
+            entry.update(status="failed", changed=False, native=entry["before"],
+                         protection=protection_summary(locks.get(entry["id"].lower(), []), entry["before"]),
+                         error=member_error(outcome.error))
     return report(module, scale_set, [entry for entry, _member, _policy in planned], wanted, MECHANISM_NATIVE)
 
 
@@ -506,55 +512,37 @@ def run(module):
     protections = LockReader(module.clients, module.subscription_id).protection_by_member(members)
     planned = plan(members, protections, wanted)
     todo = [item for item in planned if item[0]["status"] == "act"]
-    if module.check_mode:
-        for entry, _member, _existing in todo:
-            entry["status"] = "would_change"
-    elif todo:
-        for outcome in apply_locks(module, todo, wanted):
-            entry = outcome.item[0]
-            if outcome.ok:
-                entry["status"] = "changed"
-            else:
-                entry.update(status="failed", changed=False, lock=entry["before"],
-                             protection=protections.get(entry["id"].lower()), error=member_error(outcome.error))
+    for outcome in module.mark_or_act(todo, lambda todo: apply_locks(module, todo, wanted)):
+        entry = outcome.item[0]
+        if outcome.ok:
+            entry["status"] = "changed"
+        else:
+            entry.update(status="failed", changed=False, lock=entry["before"],
+                         protection=protections.get(entry["id"].lower()), error=member_error(outcome.error))
     return report(module, selection.scale_set, [entry for entry, _member, _existing in planned], wanted)
 
 
 def report(module, scale_set, entries, wanted, mechanism=MECHANISM_LOCK):
-    counts = {"selected": len(entries), "changed": 0, "unchanged": 0, "failed": 0}
-    for entry in entries:
-        counts["failed" if entry["status"] == "failed" else "changed" if entry["changed"] else "unchanged"] += 1
     native = mechanism == MECHANISM_NATIVE
-    filtered_out = module.selection_outcome()
-    counts["filtered_out"] = len(filtered_out)
-    result = {"changed": counts["changed"] > 0, "counts": counts, "mechanism": mechanism,
-              "lock": None if native else wanted.summary(),
-              "instances": sorted(entries + filtered_out, key=lambda entry: str(entry["name"] or "").lower()),
-              "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
-              "elapsed_seconds": round(module.deadline.elapsed(), 3), "retries": module.retry_summary()}
+    diff = None
     if module._diff:
         acted = [entry for entry in entries if entry["changed"]]
         key, after = ("native", "native") if native else ("locks", "lock")
-        result["diff"] = {"before": {key: {entry["name"]: entry["before"] for entry in acted}},
-                          "after": {key: {entry["name"]: entry[after] for entry in acted}}}
+        diff = {"before": {key: {entry["name"]: entry["before"] for entry in acted}},
+                "after": {key: {entry["name"]: entry[after] for entry in acted}}}
     for entry in entries:
         entry.pop("before", None)
-    if counts["failed"]:
-        failures = ["%s: %s" % (entry["name"], entry["error"].get("msg")) for entry in entries
-                    if entry["status"] == "failed"]
-        raise MemberFailures("%d of %d member(s) failed: %s" % (counts["failed"], counts["selected"],
-                                                                "; ".join(failures)), result)
-    return result
+    if native:
+        failed_to = "%s native protection" % ("set" if wanted.state == "present" else "clear")
+    else:
+        failed_to = "%s lock %s" % ("set" if wanted.state == "present" else "remove", wanted.name)
+    return module.report_members(scale_set, entries, None, failed_to, diff=diff, mechanism=mechanism,
+                                 lock=None if native else wanted.summary())
 
 
 def main():
-    module = AzureFlexModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE + [("protection", "level")],
-        required_one_of=SELECTION_REQUIRED_ONE_OF,
-        required_together=SELECTION_REQUIRED_TOGETHER,
-    )
+    module = AzureFlexModule(argument_spec=argument_spec(), supports_check_mode=True, selects_members=True,
+                             mutually_exclusive=[("protection", "level")])
     module.run(run)
 
 

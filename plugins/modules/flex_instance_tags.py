@@ -55,11 +55,11 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.selection
-  - azure_flex.vmss.wait
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._selection
+  - azure_flex.vmss._wait
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
 attributes:
   check_mode:
     support: full
@@ -180,8 +180,8 @@ instances:
           type: str
 counts:
   description:
-    - How many members were selected, changed, skipped and failed, and how many members named in O(instances)
-      a filter left out (C(filtered_out), not counted in C(selected)).
+    - How many members were selected, changed (or would be, in check mode, or were started), skipped and failed, and how
+      many members named in O(instances) a filter left out (C(filtered_out), not counted in C(selected)).
   returned: always
   type: dict
   sample: {"selected": 12, "changed": 12, "skipped": 0, "failed": 0, "filtered_out": 0}
@@ -199,6 +199,13 @@ scale_set:
     resource_group:
       description: Resource group.
       type: str
+msg:
+  description:
+    - A one-line summary of the task (the members changed, skipped, failed and filtered out).
+    - When the task fails, what failed.
+  returned: always
+  type: str
+  sample: "update their tags: 12 of 12 member(s) changed, 0 skipped"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always
@@ -212,20 +219,18 @@ retries:
 
 import re
 
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
+    SelectionCriteria,
+    selection_argument_spec,
+)
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
+    CODE_INVALID_INPUT,
     InvalidInputError,
     is_not_found,
     member_error,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
-from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
-    SELECTION_MUTUALLY_EXCLUSIVE,
-    SELECTION_REQUIRED_ONE_OF,
-    SELECTION_REQUIRED_TOGETHER,
-    SelectionCriteria,
-    selection_argument_spec,
-)
 from ansible_collections.azure_flex.vmss.plugins.module_utils._members import ABSENT
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import WAIT_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._tags import delete_tags, merge_tags, replace_tags
 
 # Azure's limits for tags on a resource
@@ -361,7 +366,7 @@ def plan(members, set_tags, remove_tags, purge):
         elif len(after) > MAX_TAGS:
             entry = {"status": "failed", "changed": False, "after": before,
                      "error": {"msg": "The member would have %d tags; Azure allows at most %d" % (len(after), MAX_TAGS),
-                               "code": "InvalidInput"}}
+                               "code": CODE_INVALID_INPUT}}
         entry.update(name=member["name"], id=member["id"], before=before)
         entries.append((entry, member))
     return entries
@@ -403,35 +408,27 @@ def run(module):
     planned = plan(selection.members, set_tags, remove_tags, params["purge"])
     todo = [(entry, member) for entry, member in planned if entry["status"] == "act"]
 
-    if module.check_mode:
-        for entry, _member in todo:
-            entry["status"] = "would_change"
-    elif todo:
-        for outcome in write_tags(module, todo, set_tags, remove_tags, params["purge"]):
-            entry = outcome.item[0]
-            if not outcome.ok and is_not_found(outcome.error):
-                entry.update(status="skipped", changed=False, after=entry["before"], reason="no longer exists")
-            elif not outcome.ok:
-                entry.update(status="failed", changed=False, after=entry["before"], error=member_error(outcome.error))
-            elif outcome.result is None:
-                entry.update(status="started", after=None)
-            else:
-                changed = not tags_equal(entry["before"], outcome.result)
-                entry.update(status="changed" if changed else "skipped", after=outcome.result, changed=changed)
+    def write(todo):
+        return write_tags(module, todo, set_tags, remove_tags, params["purge"])
+
+    for outcome in module.mark_or_act(todo, write):
+        entry = outcome.item[0]
+        if not outcome.ok and is_not_found(outcome.error):
+            entry.update(status="skipped", changed=False, after=entry["before"], reason="no longer exists")
+        elif not outcome.ok:
+            entry.update(status="failed", changed=False, after=entry["before"], error=member_error(outcome.error))
+        elif outcome.result is None:
+            entry.update(status="started", after=None)
+        else:
+            changed = not tags_equal(entry["before"], outcome.result)
+            entry.update(status="changed" if changed else "skipped", after=outcome.result, changed=changed)
 
     entries = [entry for entry, _member in planned]
     return module.report_members(selection.scale_set, entries, "instances", "update their tags")
 
 
 def main():
-    module = AzureFlexModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE,
-        required_one_of=SELECTION_REQUIRED_ONE_OF,
-        required_together=SELECTION_REQUIRED_TOGETHER,
-    )
-    module.run(run)
+    AzureFlexModule(argument_spec=argument_spec(), supports_check_mode=True, selects_members=True).run(run)
 
 
 if __name__ == "__main__":

@@ -65,12 +65,12 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.selection
-  - azure_flex.vmss.wait.READ
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
-  - azure_flex.vmss.attributes.INFO_MODULE
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._selection
+  - azure_flex.vmss._wait.READ
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._attributes.INFO_MODULE
 seealso:
   - module: azure_flex.vmss.flex_instance_action
 """
@@ -241,11 +241,32 @@ scale_sets:
     member_count:
       description: Number of members listed.
       type: int
-counts:
-  description: Members listed, in total and by power state (and by health with O(member_source=compute)).
+scale_set:
+  description:
+    - The scale set listed, as in every module's result; null when the task listed several (or none), see
+      RV(scale_sets).
   returned: always
   type: dict
-  sample: {"total": 12, "power_state": {"running": 11, "deallocated": 1}, "health": {}}
+  contains:
+    id:
+      description: Resource ID.
+      type: str
+    name:
+      description: Name.
+      type: str
+    resource_group:
+      description: Resource group.
+      type: str
+counts:
+  description:
+    - Members listed, in total and by power state (and by health with O(member_source=compute)).
+    - As in every module that lists or acts on members, C(selected) (the members listed), C(changed) and C(failed)
+      (always 0), C(skipped) (every member listed, as nothing is changed) and C(filtered_out) (members named in
+      O(instances) a filter left out).
+  returned: always
+  type: dict
+  sample: {"total": 12, "power_state": {"running": 11, "deallocated": 1}, "health": {}, "selected": 12, "changed": 0,
+           "skipped": 12, "failed": 0, "filtered_out": 0}
 source:
   description: Where the members came from (C(resource_graph) or C(compute)).
   returned: always
@@ -274,6 +295,13 @@ filtered_out:
       description: Which filter left the member out, and why.
       type: str
       sample: "named in instances, but left out by the filters: power state deallocated is not in power_states (running)"
+msg:
+  description:
+    - A one-line summary of the task (the members listed and filtered out).
+    - When the task fails, what failed.
+  returned: always
+  type: str
+  sample: "list instances: 12 member(s) listed"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always
@@ -285,14 +313,12 @@ retries:
   sample: {"retries": 0, "throttled_responses": 0}
 """
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
-from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import LockReader, NativeProtection, protection_summary
-from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, AzureFlexModule
 from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
     SelectionCriteria,
     filter_members,
     selection_argument_spec,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._graph import (
     private_ips_by_nic,
     read_resource_graph,
@@ -302,6 +328,17 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import (
     ScaleSetRef,
     validate_resource_group_name,
     validate_vm_name,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
+    LockReader,
+    NativeProtection,
+    protection_summary,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
+    READ_ARGUMENT_SPEC,
+    AzureFlexModule,
+    listing_line,
+    member_counts,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._upgrades import UpgradeClient
 
@@ -395,14 +432,19 @@ def run(module):
             member["protection"] = protection_summary(locks[key], native.get(key))
     for member in instances:
         member.pop("source", None)
-    counts = {"total": len(instances), "power_state": {}, "health": {}}
+    filtered_out = module.selection_outcome()
+    counts = member_counts(instances, filtered_out)
+    counts.update(total=len(instances), power_state={}, health={})
     for member in instances:
         counts["power_state"][member["power_state"]] = counts["power_state"].get(member["power_state"], 0) + 1
         if member.get("health"):
             counts["health"][member["health"]] = counts["health"].get(member["health"], 0) + 1
-    return {"changed": False, "instances": instances, "scale_sets": scale_sets, "counts": counts,
-            "source": params["member_source"], "filtered_out": module.selection_outcome(),
-            "elapsed_seconds": round(module.deadline.elapsed(), 3), "retries": module.retry_summary()}
+    result = module.common_result(listing_line("list instances", counts), selected[0][0] if len(selected) == 1 else None,
+                                  instances=instances, scale_sets=scale_sets, counts=counts,
+                                  source=params["member_source"], filtered_out=filtered_out)
+    if len(selected) != 1:
+        result["scale_set"] = None  # a listing of several scale sets (or none) is no one scale set's: see scale_sets
+    return result
 
 
 def main():

@@ -163,11 +163,11 @@ options:
     type: list
     elements: str
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.selection
-  - azure_flex.vmss.wait
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._selection
+  - azure_flex.vmss._wait
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
 attributes:
   check_mode:
     support: full
@@ -302,8 +302,8 @@ instances:
       sample: 20.0.0.10:50000
     status:
       description:
-        - C(changed), C(would_change) (check mode), C(unchanged) or C(failed); C(skipped) for a member named in
-          O(instances) that a filter left out (see RV(instances[].reason)).
+        - C(changed), C(would_change) (check mode), C(skipped) (nothing to change, or a member named in
+          O(instances) that a filter left out, see RV(instances[].reason)) or C(failed).
       type: str
       sample: changed
     reason:
@@ -394,7 +394,7 @@ rules:
       description: C(create), C(update), C(delete) or C(keep).
       type: str
     status:
-      description: C(changed), C(would_change), C(unchanged) or C(failed).
+      description: C(changed), C(would_change), C(skipped) (nothing to change) or C(failed).
       type: str
     protocol:
       description: Protocol.
@@ -433,11 +433,12 @@ rules:
       type: bool
 counts:
   description:
-    - How many members were selected, changed, unchanged and failed, how many rules were deleted, and how many
-      members named in O(instances) a filter left out (C(filtered_out), not counted in C(selected)).
+    - How many members were selected, changed (or would be, in check mode), skipped and failed (rules of no selected
+      member that failed count as failures too), how many rules were deleted, and how many members named in
+      O(instances) a filter left out (C(filtered_out), not counted in C(selected)).
   returned: always
   type: dict
-  sample: {"selected": 12, "changed": 12, "unchanged": 0, "failed": 0, "rules_deleted": 0, "filtered_out": 0}
+  sample: {"selected": 12, "changed": 12, "skipped": 0, "failed": 0, "rules_deleted": 0, "filtered_out": 0}
 load_balancer:
   description: The load balancer and frontend used.
   returned: always
@@ -475,6 +476,13 @@ scale_set:
     resource_group:
       description: Resource group.
       type: str
+msg:
+  description:
+    - A one-line summary of the task (the rule and the members changed, skipped, failed and filtered out).
+    - When the task fails, what failed.
+  returned: always
+  type: str
+  sample: "inbound NAT rule ssh: 12 of 12 member(s) changed, 0 skipped"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always
@@ -487,7 +495,7 @@ migration:
     state:
       description:
         - C(planned) (check mode), C(completed), C(partial) (stopped by a failure; every member still reachable; rerun
-          to resume) or C(unchanged) (nothing left to migrate).
+          to resume) or C(skipped) (nothing left to migrate).
       type: str
     final_range:
       description: The V2 rule's final range, C([start, end]).
@@ -529,31 +537,28 @@ retries:
 """
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils import _nat as nat
-from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
-    AzureFlexError,
-    InvalidInputError,
-    azure_errors,
-    is_not_found,
-    member_error,
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
+    SelectionCriteria,
+    selection_argument_spec,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError, member_error
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import validate_resource_group_name
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
     WAIT_ARGUMENT_SPEC,
     AzureFlexModule,
     MemberFailures,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._network import LoadBalancerWriter, MigrationRunner, NetworkId
-from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import run_operation
-from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
-    SELECTION_MUTUALLY_EXCLUSIVE,
-    SELECTION_REQUIRED_ONE_OF,
-    SELECTION_REQUIRED_TOGETHER,
-    SelectionCriteria,
-    selection_argument_spec,
+from ansible_collections.azure_flex.vmss.plugins.module_utils._network import (
+    MigrationRunner,
+    NatWriter,
+    NetworkId,
+    execute_rule_plans,
+    frontend_address,
+    join_members,
+    nat_rule_id,
+    query_port_mappings,
+    read_load_balancer,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import validate_resource_group_name
-
-RULE_IN_USE = "InboundNatRuleInUse"
 
 
 def argument_spec():
@@ -584,7 +589,7 @@ def argument_spec():
     return spec
 
 
-# -- read ----------------------------------------------------------------------------------------
+# -- decide ------------------------------------------------------------------------------------------
 
 def load_balancer_ref(params, subscription_id):
     """The load balancer's id parts, from an id or from a name and a group.
@@ -610,180 +615,6 @@ def load_balancer_ref(params, subscription_id):
     return NetworkId(subscription_id, group, "loadBalancers", value)
 
 
-def read_load_balancer(network, ref):
-    try:
-        with azure_errors("Failed to read load balancer %s" % ref.name):
-            return as_rest_dict(network.load_balancers.get(ref.resource_group, ref.name))
-    except AzureFlexError as exc:
-        if is_not_found(exc):
-            raise exc.with_message("Load balancer %s was not found in resource group %s"
-                                   % (ref.name, ref.resource_group)) from exc
-        raise
-
-
-def frontend_address(network, frontend):
-    """The frontend's public IP address, or its private one (internal load balancer)."""
-    props = frontend.get("properties") or {}
-    public_ip_id = (props.get("publicIPAddress") or {}).get("id")
-    if not public_ip_id:
-        return props.get("privateIPAddress")
-    ref = NetworkId.parse(public_ip_id, "publicIPAddresses")
-    with azure_errors("Failed to read public IP address %s" % ref.name):
-        public_ip = as_rest_dict(network.public_ip_addresses.get(ref.resource_group, ref.name))
-    return (public_ip.get("properties") or {}).get("ipAddress")
-
-
-# -- act -----------------------------------------------------------------------------------------
-
-class Writer:
-    """The writes of this task: NAT rules and NICs, each one through the load balancer's ``LoadBalancerWriter``."""
-
-    def __init__(self, module, lb_ref):
-        self.module = module
-        self.network = module.clients.network()
-        self.lb = lb_ref
-        self.lb_id = "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/loadBalancers/%s" % (
-            lb_ref.subscription_id, lb_ref.resource_group, lb_ref.name)
-        self.serial = LoadBalancerWriter(module.deadline, wait=module.wait)
-
-    def put_rule(self, plan):
-        body = {"properties": plan.desired}
-        self.serial.run(self.lb_id, lambda: self.network.inbound_nat_rules.begin_create_or_update(
-            self.lb.resource_group, self.lb.name, plan.rule_name, body),
-            "%s inbound NAT rule %s" % (plan.action, plan.rule_name))
-
-    def delete_rule(self, plan):
-        def begin():
-            return self.network.inbound_nat_rules.begin_delete(self.lb.resource_group, self.lb.name, plan.rule_name)
-
-        description = "delete inbound NAT rule %s" % plan.rule_name
-        try:
-            self.serial.run(self.lb_id, begin, description)
-        except AzureFlexError as exc:
-            bound = (plan.current or {}).get("backend_ipconfig_id")
-            if exc.code != RULE_IN_USE or not bound:
-                raise
-            # Where Azure refuses to delete a rule still bound to a NIC: unbind it, then delete.
-            self.edit_nic(bound.split("/ipConfigurations/")[0], lambda nic: nat.unbind_rule(nic, plan.current["id"]),
-                          "unbind inbound NAT rule %s" % plan.rule_name)
-            self.serial.run(self.lb_id, begin, description)
-
-    def edit_nic(self, nic_id, edit, description):
-        """Read-modify-write of a NIC: ``edit(nic)`` changes the REST dict in place and returns
-        ``(changed, ip configuration id)``; every other field is sent back as read."""
-        ref = NetworkId.parse(nic_id, "networkInterfaces")
-        with azure_errors("Failed to read network interface %s" % ref.name):
-            nic = as_rest_dict(self.network.network_interfaces.get(ref.resource_group, ref.name))
-        changed, ipconfig_id = edit(nic)
-        if changed:
-            self.serial.run(self.lb_id, lambda: self.network.network_interfaces.begin_create_or_update(
-                ref.resource_group, ref.name, nic), "%s on network interface %s" % (description, ref.name))
-        return ipconfig_id
-
-
-def apply_rule(writer, plan, done):
-    """Unbind from another NIC, create or update the rule, bind it to the member's NIC.
-
-    Each step is appended to ``done`` as it completes, so a failure part-way reports what was changed.
-    """
-    if plan.unbind_from:
-        writer.edit_nic(plan.unbind_from.split("/ipConfigurations/")[0],
-                        lambda nic: nat.unbind_rule(nic, plan.current["id"]),
-                        "unbind inbound NAT rule %s" % plan.rule_name)
-        done.append("unbind_other_nic")
-    if plan.action in ("create", "update"):
-        writer.put_rule(plan)
-        done.append("%s_rule" % plan.action)
-    if plan.bind:
-        nic_ids = plan.member.get("network_interface_ids") or []
-        if not nic_ids:
-            raise AzureFlexError("VM %s has no network interface to bind the rule to" % plan.member["name"])
-        rule_id = "%s/inboundNatRules/%s" % (writer.lb_id, plan.rule_name)
-        writer.edit_nic(nic_ids[0], lambda nic: nat.bind_rule(nic, rule_id), "bind inbound NAT rule %s" % plan.rule_name)
-        done.append("bind_nic")
-
-
-def planned_actions(plan):
-    actions = ["unbind_other_nic"] if plan.unbind_from else []
-    if plan.action != "keep":
-        actions.append("%s_rule" % plan.action)
-    if plan.bind:
-        actions.append("bind_nic")
-    return actions
-
-
-def execute(module, writer, plans):
-    """Run the plans one by one (a load balancer takes one change at a time); record each outcome."""
-    for plan in plans:
-        plan.outcome = {"actions": planned_actions(plan), "status": "unchanged"}
-        if plan.error is not None:
-            plan.outcome.update(status="failed", error=member_error(plan.error), actions=[])
-            continue
-        if not plan.changes:
-            continue
-        if module.check_mode:
-            plan.outcome["status"] = "would_change"
-            continue
-        done = []
-        try:
-            if plan.action == "delete":
-                writer.delete_rule(plan)
-                done.append("delete_rule")
-            else:
-                apply_rule(writer, plan, done)
-            plan.outcome.update(status="changed", actions=done)
-        except AzureFlexError as exc:
-            plan.outcome.update(status="failed", actions=done, error=member_error(exc))
-
-
-# -- V2 ------------------------------------------------------------------------------------------
-
-def join_members(module, writer, pool, joining):
-    """Add the NICs of ``joining`` to the pool; returns {member name (lower): outcome}."""
-    outcomes = {}
-    for member in joining:
-        outcome = {"actions": ["join_pool"], "status": "would_change" if module.check_mode else "changed"}
-        outcomes[member["name"].lower()] = outcome
-        if module.check_mode:
-            continue
-        try:
-            nic_ids = member.get("network_interface_ids") or []
-            if not nic_ids:
-                raise AzureFlexError("VM %s has no network interface to add to the pool" % member["name"])
-            outcome["ipconfig_id"] = writer.edit_nic(nic_ids[0], lambda nic: nat.join_pool(nic, pool["id"]),
-                                                     "add to backend pool %s" % pool["name"])
-        except AzureFlexError as exc:
-            outcome.update(status="failed", actions=[], error=member_error(exc))
-    return outcomes
-
-
-def query_port_mappings(module, lb_ref, pool, rule_name, pairs):
-    """Ports of the V2 rule from queryInboundNatRulePortMapping, for (member, ip configuration id) pairs.
-
-    Returns ``({member name (lower): frontend port}, {member name (lower): error})``.
-    """
-    network = module.clients.network()
-
-    def query(pair):
-        member, ipconfig_id = pair
-        _finished, result = run_operation(
-            lambda: network.load_balancers.begin_list_inbound_nat_rule_port_mappings(
-                lb_ref.resource_group, lb_ref.name, pool["name"], {"ipConfiguration": {"id": ipconfig_id}}),
-            module.deadline, "query the inbound NAT port mappings of VM %s" % member["name"], wait=True)
-        return as_rest_dict(result) or {}
-
-    ports, errors = {}, {}
-    for outcome in module.fan_out(query, pairs):
-        key = outcome.item[0]["name"].lower()
-        if not outcome.ok:
-            errors[key] = outcome.error
-            continue
-        for mapping in outcome.result.get("inboundNatRulePortMappings") or []:
-            if str(mapping.get("inboundNatRuleName")).lower() == rule_name.lower():
-                ports[key] = mapping.get("frontendPort")
-    return ports, errors
-
-
 # -- V1 -> V2 migration ----------------------------------------------------------------------------
 
 def run_migration(module, request, lb, lb_ref, lb_id, frontend, members, writer, address):
@@ -800,7 +631,7 @@ def run_migration(module, request, lb, lb_ref, lb_id, frontend, members, writer,
         for rule_plan in all_plans:
             changes = rule_plan.action != "keep"
             rule_plan.outcome = {"actions": ["%s_rule" % rule_plan.action] if changes else [],
-                                 "status": "would_change" if changes else "unchanged"}
+                                 "status": "would_change" if changes else "skipped"}
     else:
         runner = MigrationRunner(plan, rule_plans, writer, lambda rule_name, pairs: query_port_mappings(
             module, lb_ref, pool, rule_name, pairs))
@@ -834,7 +665,7 @@ def migration_entry(plan, runner, member, address):
     entry = member_entry(member, plan.name)
     if runner is None:  # check mode: the plan, predicted from the pool's order; reachable as things are now
         done = planned
-        entry.update(status="would_change" if planned else "unchanged")
+        entry.update(status="would_change" if planned else "skipped")
         working = [old_port, staging_port if plan.staging_rule is not None else None,
                    new_port if plan.final_ready else None]
         v1_left = old is not None
@@ -849,7 +680,7 @@ def migration_entry(plan, runner, member, address):
         working = [old_port if v1_left else None, runner.staging_ports.get(key) if runner.staging_exists else None,
                    runner.ports.get(key) if runner.final_ready else None]
         failed = runner.failed_member is not None and runner.failed_member["name"].lower() == key
-        entry.update(status="failed" if failed else "changed" if done else "unchanged")
+        entry.update(status="failed" if failed else "changed" if done else "skipped")
         if failed:
             entry["error"] = member_error(runner.error)
     entry.update(actions=done, changed=bool(done) and entry["status"] != "failed", frontend_port=new_port,
@@ -869,7 +700,7 @@ def migration_summary(plan, runner, instances):
     kept = [entry for entry in instances if entry["migration"]["port_kept"]]
     moved = [entry for entry in instances if entry["migration"]["port_kept"] is False]
     if not plan.needed:
-        state = "unchanged"
+        state = "skipped"
     elif runner is None:
         state = "planned"
     else:
@@ -910,7 +741,7 @@ def rule_entries(plans, lb_id, members, pool_name=None):
         if plan.action != "delete" and plan.desired is not None:
             will = nat.describe(plan.desired, plan.member["name"] if plan.member else None, pool_name)
         entry = dict(will or was or {})
-        entry.update(name=plan.rule_name, id="%s/inboundNatRules/%s" % (lb_id, plan.rule_name), action=plan.action,
+        entry.update(name=plan.rule_name, id=nat_rule_id(lb_id, plan.rule_name), action=plan.action,
                      status=plan.outcome["status"])
         if plan.outcome.get("error"):
             entry["error"] = plan.outcome["error"]
@@ -923,7 +754,7 @@ def rule_entries(plans, lb_id, members, pool_name=None):
 
 def member_entry(member, rule_name=None):
     return {"name": member["name"], "id": member["id"], "rule": rule_name, "frontend_port": None,
-            "backend_port": None, "endpoint": None, "status": "unchanged", "changed": False, "actions": []}
+            "backend_port": None, "endpoint": None, "status": "skipped", "changed": False, "actions": []}
 
 
 def _apply_outcome(entry, outcome):
@@ -938,7 +769,7 @@ def run_v1(module, request, lb, lb_id, frontend, members, writer, address):
         plans = nat.plan_single(request, lb, frontend["id"], members)
     else:
         plans = nat.plan_per_instance(request, lb, frontend["id"], members)
-    execute(module, writer, plans)
+    execute_rule_plans(module, writer, plans)
     by_member = {plan.member["name"].lower(): plan for plan in plans if plan.member is not None}
     instances = []
     for member in members:
@@ -958,7 +789,7 @@ def run_v2(module, request, lb, lb_ref, lb_id, frontend, members, writer, addres
     pool = nat.pick_item(lb, "backendAddressPools", module.params["backend_pool"], "backend_pool", "backend pool")
     plan, joining = nat.plan_v2(request, lb, frontend["id"], pool, members)
     plans = [plan] if plan is not None else []
-    execute(module, writer, plans)
+    execute_rule_plans(module, writer, plans)
     rule_ok = plan is not None and plan.outcome["status"] != "failed"
     joins = join_members(module, writer, pool, joining) if request.present and rule_ok else {}
     in_pool = nat.pool_ipconfig_ids(pool)
@@ -1014,12 +845,11 @@ def run(module):
         lb_ref.resource_group = scale_set["resource_group"]
     network = module.clients.network()
     lb = read_load_balancer(network, lb_ref)
-    lb_id = lb.get("id") or "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/loadBalancers/%s" % (
-        lb_ref.subscription_id, lb_ref.resource_group, lb_ref.name)
+    lb_id = lb.get("id") or lb_ref.id
     frontend = nat.pick_item(lb, "frontendIPConfigurations", params["frontend_ip_configuration"],
                              "frontend_ip_configuration", "frontend IP configuration")
     address = frontend_address(network, frontend)
-    writer = Writer(module, lb_ref)
+    writer = NatWriter(module, lb_ref)
     migration = None
     if request.kind == nat.MIGRATE:
         instances, rules, before, after, migration = run_migration(module, request, lb, lb_ref, lb_id, frontend,
@@ -1039,37 +869,28 @@ def report(module, scale_set, lb, frontend, address, instances, rules, before, a
     member_rules = {entry["rule"].lower() for entry in failed_members if entry.get("rule")}
     member_rules |= {entry["migration"]["old_rule"].lower() for entry in failed_members
                      if (entry.get("migration") or {}).get("old_rule")}
-    filtered_out = [dict(entry, endpoint=None, rule=None) for entry in module.selection_outcome()]
-    counts = {
-        "selected": len(instances),
-        "changed": sum(1 for entry in instances if entry["changed"]),
-        "unchanged": sum(1 for entry in instances if entry["status"] == "unchanged"),
-        "failed": sum(1 for entry in instances if entry["status"] == "failed"),
-        "rules_deleted": sum(1 for rule in rules if rule["action"] == "delete"
-                             and rule["status"] in ("changed", "would_change")),
-        "filtered_out": len(filtered_out),
-    }
     # Failures of rules that belong to no selected member (purged rules, a V2 rule) count too.
-    counts["failed"] += sum(1 for rule in failed_rules if rule["name"].lower() not in member_rules)
+    other_failures = sum(1 for rule in failed_rules if rule["name"].lower() not in member_rules)
     changed = any(entry["changed"] for entry in instances) or any(
         rule["status"] in ("changed", "would_change") for rule in rules)
-    retries = dict(module.retry_summary(), conflicts=writer.serial.conflicts)
-    result = {
-        "changed": changed,
-        "instances": sorted(instances + filtered_out, key=lambda entry: entry["name"].lower()),
+    extra = {
         "endpoints": {entry["name"]: entry["endpoint"] for entry in instances if entry["endpoint"]},
         "rules": rules,
-        "counts": counts,
         "load_balancer": {"id": lb.get("id"), "name": lb.get("name"),
                           "resource_group": NetworkId.parse(lb.get("id"), "loadBalancers").resource_group,
                           "sku": (lb.get("sku") or {}).get("name"), "frontend_ip_configuration": frontend.get("name"),
                           "address": address},
-        "scale_set": {key: scale_set[key] for key in ("id", "name", "resource_group")},
-        "elapsed_seconds": round(module.deadline.elapsed(), 3),
-        "retries": retries,
     }
     if migration is not None:
-        result["migration"] = migration
+        extra["migration"] = migration
+    result = module.member_result(
+        scale_set, instances, "inbound NAT rule %s" % module.params["name"], changed=changed,
+        filtered_fields={"endpoint": None, "rule": None},
+        counts={"rules_deleted": sum(1 for rule in rules if rule["action"] == "delete"
+                                     and rule["status"] in ("changed", "would_change"))}, **extra)
+    counts = result["counts"]
+    counts["failed"] += other_failures
+    result["retries"]["conflicts"] = writer.serial.conflicts
     if module._diff:
         result["diff"] = {"before": before, "after": after}
     if counts["failed"]:
@@ -1083,14 +904,7 @@ def report(module, scale_set, lb, frontend, address, instances, rules, before, a
 
 
 def main():
-    module = AzureFlexModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE,
-        required_one_of=SELECTION_REQUIRED_ONE_OF,
-        required_together=SELECTION_REQUIRED_TOGETHER,
-    )
-    module.run(run)
+    AzureFlexModule(argument_spec=argument_spec(), supports_check_mode=True, selects_members=True).run(run)
 
 
 if __name__ == "__main__":

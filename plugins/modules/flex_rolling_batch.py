@@ -225,9 +225,9 @@ options:
     type: int
     default: 5
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
 attributes:
   check_mode:
     support: full
@@ -404,6 +404,13 @@ scale_set:
   description: The scale set (C(id), C(name), C(resource_group), C(automatic_repairs)).
   returned: always
   type: dict
+msg:
+  description:
+    - A one-line summary of the task, naming the run, the step and whether (and why) it stopped.
+    - When the task fails, what failed.
+  returned: always
+  type: str
+  sample: "rolling restart patch-2024-06, step batch: done"
 elapsed_seconds:
   description: Wall-clock time the step took.
   returned: always
@@ -417,10 +424,11 @@ retries:
 import json
 import time
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._actions import read_latest_model
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef
 from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import ProtectionReader
-from ansible_collections.azure_flex.vmss.plugins.module_utils._module import MemberFailures, AzureFlexModule
+from ansible_collections.azure_flex.vmss.plugins.module_utils._module import AzureFlexModule, MemberFailures
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
 from ansible_collections.azure_flex.vmss.plugins.module_utils._rolling import (
     BATCH_BY,
@@ -439,7 +447,6 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._rolling import (
     run_mark,
     run_precheck,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef
 
 # Reading the members and checking before and after a batch, on top of the action and the health gate.
 STEP_TIME_MARGIN = 300
@@ -594,9 +601,13 @@ def _checked_batch(batch):
 def _result(module, state, changed=False, lines=None, scale_set_summary=None, **values):
     scale_set = dict(state["scale_set"], automatic_repairs=(scale_set_summary or {}).get("automatic_repairs",
                                                                                          state.get("automatic_repairs")))
-    result = {"changed": changed, "run": state, "lines": lines or [], "check_mode": module.check_mode,
-              "scale_set": scale_set, "elapsed_seconds": round(module.deadline.elapsed(), 3),
-              "retries": module.retry_summary()}
+    stopped = values.get("stop_reason")
+    msg = "rolling %s %s, step %s: %s" % (state["action"], state["run_id"], module.params["step"],
+                                          "stopped (%s)" % stopped if stopped else "done")
+    result = module.common_result(msg, scale_set, changed=changed, run=state, lines=lines or [],
+                                  check_mode=module.check_mode)
+    # This module's scale_set also says whether automatic repairs could interfere.
+    result["scale_set"] = scale_set
     result.update(values)
     return result
 

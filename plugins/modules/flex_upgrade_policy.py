@@ -92,10 +92,10 @@ options:
     choices: [status, wait, cancel]
     default: status
 extends_documentation_fragment:
-  - azure_flex.vmss.azure_auth
-  - azure_flex.vmss.wait
-  - azure_flex.vmss.attributes
-  - azure_flex.vmss.attributes.ACTIONGROUP_ALL
+  - azure_flex.vmss._azure_auth
+  - azure_flex.vmss._wait
+  - azure_flex.vmss._attributes
+  - azure_flex.vmss._attributes.ACTIONGROUP_ALL
 attributes:
   check_mode:
     support: full
@@ -218,6 +218,13 @@ scale_set:
   description: The scale set (C(id), C(name), C(resource_group)).
   returned: always
   type: dict
+msg:
+  description:
+    - A one-line summary of the task, naming the scale set and what was done, or C(no change).
+    - When the task fails, what failed.
+  returned: always
+  type: str
+  sample: "upgrade policy of web: update_policy"
 elapsed_seconds:
   description: Wall-clock time the task took.
   returned: always
@@ -229,18 +236,13 @@ retries:
   sample: {"retries": 0, "throttled_responses": 0}
 """
 
+from ansible_collections.azure_flex.vmss.plugins.module_utils import _upgrades as upgrades
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import SelectionCriteria
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
     WAIT_ARGUMENT_SPEC,
     AzureFlexModule,
     MemberFailures,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
-    SELECTION_MUTUALLY_EXCLUSIVE,
-    SELECTION_REQUIRED_ONE_OF,
-    SELECTION_REQUIRED_TOGETHER,
-    SelectionCriteria,
-)
-from ansible_collections.azure_flex.vmss.plugins.module_utils import _upgrades as upgrades
 
 
 def argument_spec():
@@ -298,17 +300,17 @@ def run(module):
     members = upgrades.model_counts(client.latest_model_by_member())
 
     # report
-    result = {
-        "changed": bool(actions),
+    result = module.common_result(
+        "upgrade policy of %s: %s" % (ref.name, ", ".join(actions) if actions else "no change"),
+        {"id": scale_set.get("id") or ref.id, "name": ref.name, "resource_group": ref.resource_group},
+        changed=bool(actions))
+    result.update({
         "actions": actions,
         "upgrade_policy": upgrades.policy_view(after),
         "rolling_upgrade": upgrades.status_view(status),
         "members": members,
         "automatic_repairs": upgrades.repairs_view((scale_set.get("properties") or {}).get("automaticRepairsPolicy")),
-        "scale_set": {"id": scale_set.get("id") or ref.id, "name": ref.name, "resource_group": ref.resource_group},
-        "elapsed_seconds": round(module.deadline.elapsed(), 3),
-        "retries": module.retry_summary(),
-    }
+    })
     if module._diff:
         result["diff"] = {"before": {"upgrade_policy": upgrades.policy_view(current)},
                           "after": {"upgrade_policy": result["upgrade_policy"]}}
@@ -323,14 +325,7 @@ def run(module):
 
 
 def main():
-    module = AzureFlexModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        mutually_exclusive=SELECTION_MUTUALLY_EXCLUSIVE,
-        required_one_of=SELECTION_REQUIRED_ONE_OF,
-        required_together=SELECTION_REQUIRED_TOGETHER,
-    )
-    module.run(run)
+    AzureFlexModule(argument_spec=argument_spec(), supports_check_mode=True, selects_members=True).run(run)
 
 
 if __name__ == "__main__":

@@ -112,14 +112,14 @@ def test_list_members_playbook_shows_each_members_protection(members):
         assert lines[name] is not None and "protection none," in lines[name], log
 
 
-def test_protect_members_playbook_again_reports_unchanged_with_the_protection(members):
+def test_protect_members_playbook_again_reports_skipped_with_the_protection(members):
     locked = members[1]
     for _attempt in range(2):
         rc, log = run_playbook(os.path.join(CHECKOUT, "playbooks", "protect_members.yml"),
                                "-e", json.dumps({"members": [locked], "protection": "scale_set_actions"}))
         assert rc == 0, log
 
-    assert "%s: unchanged, protection ReadOnly (azure-flex-protect-from-scale-set-actions)" % locked in log, log
+    assert "%s: skipped, protection ReadOnly (azure-flex-protect-from-scale-set-actions)" % locked in log, log
 
 
 def test_make_demo_prints_no_inventory_warnings():

@@ -14,7 +14,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ansible_collections.azure_flex.vmss.plugins.doc_fragments import attributes, azure_auth, selection, wait
+from ansible_collections.azure_flex.vmss.plugins.doc_fragments import _attributes as attributes
+from ansible_collections.azure_flex.vmss.plugins.doc_fragments import _azure_auth as azure_auth
+from ansible_collections.azure_flex.vmss.plugins.doc_fragments import _selection as selection
+from ansible_collections.azure_flex.vmss.plugins.doc_fragments import _wait as wait
 from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import AUTH_ARGUMENT_SPEC
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import READ_ARGUMENT_SPEC, WAIT_ARGUMENT_SPEC
 from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import selection_argument_spec

@@ -30,8 +30,11 @@ def test_read_extension_returns_the_rest_layout_without_protected_settings():
 
     assert raw["name"] == "CustomScript"
     assert raw["properties"]["settings"] == {"x": 1} and "protectedSettings" not in raw["properties"]
+    # One read of the VM's extension list, without instance views (see read_extension: the list tells a missing
+    # VM from a missing extension, a GET of the extension does not).
     assert [request.method for request in adapter.requests] == ["GET"]
-    assert adapter.requests[0].url.split("?")[0].endswith("/virtualMachines/a/extensions/CustomScript")
+    assert adapter.requests[0].url.split("?")[0].endswith("/virtualMachines/a/extensions")
+    assert "$expand" not in adapter.requests[0].url
 
 
 def test_an_extension_the_vm_does_not_have_reads_as_none():
@@ -39,17 +42,27 @@ def test_an_extension_the_vm_does_not_have_reads_as_none():
     assert extensions.read_extension(compute, "rg1", "a", "CustomScript") is None
 
 
-@pytest.mark.xfail(strict=True, reason="bug in plugins/module_utils/_extensions.py: _vm_missing looks for"
-                   " \"virtualMachines/<vm>'\" (capital M) in the lower-cased message, so it never matches and a"
-                   " deleted VM reads as an absent extension; to be fixed in plugins/, outside this branch")
 def test_a_vm_gone_is_an_error_not_an_absent_extension():
     """A 404 for the VM itself must not let state=absent report "already absent" for a deleted member."""
     compute, _adapter = compute_over([reply(404, arm_error(
         "ResourceNotFound", "The Resource 'Microsoft.Compute/virtualMachines/a' under resource group 'rg1' was not"
         " found."))])
-    with pytest.raises(AzureFlexError, match="Failed to read extension CustomScript of VM a") as raised:
+    with pytest.raises(AzureFlexError, match="Failed to list the extensions of VM a") as raised:
         extensions.read_extension(compute, "rg1", "a", "CustomScript")
     assert (raised.value.code, raised.value.status) == ("ResourceNotFound", 404)
+
+
+def test_a_vm_gone_is_an_error_even_when_the_message_names_neither_vm_nor_extension():
+    compute, _adapter = compute_over([reply(404, arm_error("ResourceNotFound", "The resource was not found."))])
+    with pytest.raises(AzureFlexError) as raised:
+        extensions.read_extension(compute, "rg1", "a", "CustomScript")
+    assert (raised.value.code, raised.value.status) == ("ResourceNotFound", 404)
+
+
+def test_the_extension_is_found_by_name_case_insensitively():
+    arm = ScriptedArm([Member("a", extensions={"Other": rest_extension("Other"), "CustomScript": rest_extension()})])
+    compute, _adapter = compute_over(arm)
+    assert extensions.read_extension(compute, "rg1", "a", "customscript")["name"] == "CustomScript"
 
 
 def test_a_missing_resource_group_is_an_error():

@@ -12,13 +12,23 @@ import pytest
 
 from azure.core.exceptions import ResourceExistsError
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, MissingDependencyError
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
+    AzureFlexError,
+    InvalidInputError,
+    MissingDependencyError,
+)
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
+    MEMBER_STATUSES,
     READ_ARGUMENT_SPEC,
     WAIT_ARGUMENT_SPEC,
     AzureFlexModule,
+    MemberFailures,
+    listing_line,
+    member_counts,
+    summary_line,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import selection_argument_spec
+from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import ScaleSetSelector
 from ansible_collections.azure_flex.vmss.tests.unit.utils.module_args import patch_module_args
 
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -243,3 +253,184 @@ def test_a_secret_from_the_environment_is_masked_in_the_result(build):
 
     assert module.auth_settings.secret == "env-secret-value-123"
     assert "env-secret-value-123" in module.module.no_log_values
+
+
+# -- the one result path ---------------------------------------------------------------------------------
+
+COMMON_KEYS = {"changed", "msg", "scale_set", "elapsed_seconds", "retries"}
+SCALE_SET = {"id": "/subscriptions/%s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/web" % SUB,
+             "name": "web", "resource_group": "rg", "location": "eastus"}
+
+
+def entry(name, status, changed=None):
+    return {"name": name, "id": "/vm/" + name, "status": status,
+            "changed": status in ("changed", "would_change", "started") if changed is None else changed,
+            "before": "a", "after": "b" if status != "skipped" else "a"}
+
+
+def test_the_status_vocabulary_is_the_documented_one():
+    assert MEMBER_STATUSES == ("changed", "skipped", "would_change", "started", "failed", "would_fail")
+
+
+def test_member_counts_count_failures_by_status_changes_by_flag_and_the_rest_as_skipped():
+    entries = [entry("a", "changed"), entry("b", "started"), entry("c", "skipped"), entry("d", "failed"),
+               entry("e", "would_fail"), {"name": "listed", "id": "/vm/listed"}]
+
+    assert member_counts(entries, [{"name": "gone"}]) == {"selected": 6, "changed": 2, "skipped": 2, "failed": 2,
+                                                          "filtered_out": 1}
+
+
+def test_the_summary_line_says_what_was_done_to_how_many_members():
+    counts = {"selected": 12, "changed": 3, "skipped": 9, "failed": 0, "filtered_out": 0}
+
+    assert summary_line("restart", counts) == "restart: 3 of 12 member(s) changed, 9 skipped"
+    assert summary_line("restart", counts, check_mode=True) == "restart: 3 of 12 member(s) would change, 9 skipped"
+    assert summary_line("restart", dict(counts, changed=1, failed=2, filtered_out=1)) == \
+        "restart: 1 of 12 member(s) changed, 9 skipped, 2 failed, 1 filtered out"
+    assert listing_line("list instances", dict(counts, filtered_out=2)) == \
+        "list instances: 12 member(s) listed, 2 filtered out"
+
+
+def test_mark_or_act_marks_would_change_in_check_mode_and_acts_on_nothing(build):
+    module = build({"scale_set_id": "/x", "_ansible_check_mode": True})
+    todo = [(entry("a", "act"), "member a")]
+    acted = []
+
+    assert module.mark_or_act(todo, acted.append) == []
+    assert (todo[0][0]["status"], acted) == ("would_change", [])
+
+
+def test_mark_or_act_acts_outside_check_mode_and_not_at_all_without_work(build):
+    module = build({"scale_set_id": "/x"})
+    todo = [(entry("a", "act"), "member a")]
+    calls = []
+
+    def act(items):
+        calls.append(items)
+        return ["outcome of a"]
+
+    assert module.mark_or_act(todo, act) == ["outcome of a"]
+    assert calls == [todo] and todo[0][0]["status"] == "act"
+    assert module.mark_or_act([], act) == [] and len(calls) == 1
+
+
+def test_a_member_result_has_the_common_keys_instances_and_counts(build):
+    module = build({"scale_set_id": "/x"})
+    module.clients = object()
+
+    result = module.member_result(SCALE_SET, [entry("b", "changed"), entry("a", "skipped")], "restart",
+                                  counts={"rules_deleted": 0}, extra="kept")
+
+    assert COMMON_KEYS | {"instances", "counts", "extra"} == set(result)
+    assert (result["changed"], result["msg"]) == (True, "restart: 1 of 2 member(s) changed, 1 skipped")
+    assert result["scale_set"] == {key: SCALE_SET[key] for key in ("id", "name", "resource_group")}
+    assert [item["name"] for item in result["instances"]] == ["a", "b"]
+    assert result["counts"] == {"selected": 2, "changed": 1, "skipped": 1, "failed": 0, "filtered_out": 0,
+                                "rules_deleted": 0}
+    assert isinstance(result["elapsed_seconds"], float)
+    assert result["retries"] == {"retries": 0, "throttled_responses": 0}
+
+
+def test_report_members_takes_the_modules_own_diff(build):
+    module = build({"scale_set_id": "/x", "_ansible_diff": True})
+    module.clients = object()
+    own = {"before": {"locks": {}}, "after": {"locks": {}}}
+
+    assert module.report_members(SCALE_SET, [entry("a", "changed")], None, "act", diff=own)["diff"] is own
+    assert module.report_members(SCALE_SET, [entry("a", "changed")], "instances", "act")["diff"] == {
+        "before": {"instances": {"a": "a"}}, "after": {"instances": {"a": "b"}}}
+
+
+def test_members_that_failed_fail_the_task_with_the_common_shape(capsys, build):
+    module = build({"scale_set_id": "/x"})
+    module.clients = object()
+    failed = dict(entry("b", "failed"), error={"msg": "locked", "code": "ScopeLocked"})
+
+    def work(module):
+        return module.report_members(SCALE_SET, [entry("a", "changed"), failed], "instances", "restart")
+
+    with pytest.raises(MemberFailures):
+        work(module)
+    code, result = run_and_capture(capsys, lambda: module.run(work))
+
+    assert code == 1
+    assert COMMON_KEYS | {"instances", "counts", "failed"} <= set(result)
+    assert result["msg"] == "1 of 2 member(s) failed to restart: b: ScopeLocked"
+    assert result["changed"] is True and result["counts"]["failed"] == 1
+    assert result["scale_set"]["name"] == "web"
+
+
+def test_an_azure_error_fails_with_the_common_keys_and_the_scale_set_the_options_name(capsys, build):
+    module = build({"resource_group": "rg", "scale_set": "web"})
+
+    def work(_module):
+        raise AzureFlexError("Failed to read scale set web: gone", code="ResourceNotFound", status=404)
+
+    code, result = run_and_capture(capsys, lambda: module.run(work))
+
+    assert code == 1
+    assert COMMON_KEYS <= set(result)
+    assert (result["changed"], result["msg"], result["code"]) == (False, "Failed to read scale set web: gone",
+                                                                  "ResourceNotFound")
+    assert result["scale_set"] == {"id": None, "name": "web", "resource_group": "rg"}
+    assert result["retries"] == {"retries": 0, "throttled_responses": 0}
+
+
+def test_a_failure_after_the_scale_set_was_read_reports_it(capsys, build):
+    module = build({"scale_set_id": SCALE_SET["id"]})
+    module.clients = object()
+
+    def work(module):
+        module.common_result("read", SCALE_SET)
+        raise AzureFlexError("later", code="Conflict", status=409)
+
+    _code, result = run_and_capture(capsys, lambda: module.run(work))
+
+    assert result["scale_set"] == {"id": SCALE_SET["id"], "name": "web", "resource_group": "rg"}
+
+
+def test_a_failure_after_a_selector_read_the_scale_set_names_it(capsys, build, monkeypatch):
+    module = build({"resource_group": "rg", "scale_set": "web"})
+    module.clients = object()
+    monkeypatch.setattr(ScaleSetSelector, "get_scale_set", lambda self, ref: dict(SCALE_SET))
+
+    def work(module):
+        module.selector().get_scale_set("ref")
+        raise InvalidInputError("refused after the read")
+
+    _code, result = run_and_capture(capsys, lambda: module.run(work))
+
+    assert result["scale_set"] == {"id": SCALE_SET["id"], "name": "web", "resource_group": "rg"}
+    assert result["code"] == "AzureFlexInvalidInput"
+
+
+def test_a_limit_refused_at_construction_carries_the_common_keys(capsys, build):
+    _code, result = run_and_capture(capsys, lambda: build({"scale_set_id": SCALE_SET["id"], "max_parallel": 0}))
+
+    assert COMMON_KEYS <= set(result)
+    assert (result["code"], result["elapsed_seconds"], result["changed"]) == ("AzureFlexInvalidInput", 0.0, False)
+    assert result["scale_set"] == {"id": SCALE_SET["id"], "name": "web", "resource_group": "rg"}
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"resource_group": "rg", "scale_set": "web", "scale_set_id": "/x"}, "mutually exclusive"),
+    ({}, "one of the following is required"),
+    ({"scale_set": "web"}, "parameters are required together"),
+])
+def test_selects_members_applies_the_selection_constraints(capsys, args, message):
+    with patch_module_args(args):
+        code, result = run_and_capture(capsys, lambda: AzureFlexModule(module_spec(), environ=AWX_ENV,
+                                                                       selects_members=True))
+
+    assert code == 1
+    assert message in result["msg"]
+
+
+def test_selects_members_keeps_the_modules_own_constraints(capsys):
+    spec = dict(module_spec(), protection=dict(type="str"), level=dict(type="str"))
+    with patch_module_args({"scale_set_id": "/x", "protection": "p", "level": "l"}):
+        code, result = run_and_capture(capsys, lambda: AzureFlexModule(
+            spec, environ=AWX_ENV, selects_members=True, mutually_exclusive=[("protection", "level")]))
+
+    assert code == 1
+    assert "protection|level" in result["msg"]

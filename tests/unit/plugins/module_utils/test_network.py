@@ -3,17 +3,27 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Load balancer writes: one at a time, AnotherOperationInProgress retried within the deadline."""
+"""Load balancer writes: one at a time, AnotherOperationInProgress retried within the deadline; the NAT rule and NIC
+writes each plan makes (or does not make in check mode)."""
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 
 import pytest
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, InvalidInputError
-from ansible_collections.azure_flex.vmss.plugins.module_utils._network import LoadBalancerWriter, NetworkId, is_conflict
+from ansible_collections.azure_flex.vmss.plugins.module_utils import _nat as nat
+from ansible_collections.azure_flex.vmss.plugins.module_utils._network import (
+    LoadBalancerWriter,
+    NatWriter,
+    NetworkId,
+    execute_rule_plans,
+    is_conflict,
+    nat_rule_id,
+)
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
 from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import FakeClock
 
@@ -142,3 +152,165 @@ def test_network_ids_are_parsed_and_checked():
         NetworkId.parse(LB.replace("loadBalancers", "publicIPAddresses"), "loadBalancers")
     with pytest.raises(InvalidInputError):
         NetworkId.parse("lb")
+
+
+SUB = "11111111-2222-3333-4444-555555555555"
+NAT_LB = "/subscriptions/%s/resourceGroups/net-rg/providers/Microsoft.Network/loadBalancers/lb" % SUB
+NAT_FE = NAT_LB + "/frontendIPConfigurations/fe"
+NAT_NICS = "/subscriptions/%s/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/" % SUB
+
+
+# -- NAT rule and NIC writes (moved from the flex_nat_rule tests with the code) ------------------------
+
+class FakeNetwork:
+    """Records every call; NICs are served from ``nics``; ``delete_errors`` are raised by rule deletes in turn."""
+
+    def __init__(self, nics, delete_errors=()):
+        self.calls = []
+        self.nics = nics
+        self.delete_errors = list(delete_errors)
+        network = self
+
+        class Rules:
+            def begin_create_or_update(self, group, lb, name, body):
+                network.calls.append(("PUT rule", name, copy.deepcopy(body)))
+                return DonePoller(None)
+
+            def begin_delete(self, group, lb, name):
+                network.calls.append(("DELETE rule", name, None))
+                if network.delete_errors:
+                    raise network.delete_errors.pop(0)
+                return DonePoller(None)
+
+        class Nics:
+            def get(self, group, name):
+                network.calls.append(("GET nic", name, None))
+                return copy.deepcopy(network.nics[name])
+
+            def begin_create_or_update(self, group, name, body):
+                network.calls.append(("PUT nic", name, copy.deepcopy(body)))
+                network.nics[name] = copy.deepcopy(body)
+                return DonePoller(None)
+
+        self.inbound_nat_rules = Rules()
+        self.network_interfaces = Nics()
+
+
+class FakeClients:
+    def __init__(self, network):
+        self._network = network
+
+    def network(self):
+        return self._network
+
+
+class FakeModule:
+    def __init__(self, network, check_mode=False):
+        self.clients = FakeClients(network)
+        self.check_mode = check_mode
+        self.wait = True
+        self.deadline = Deadline(60)
+
+
+def nic(name, rules=()):
+    return {"id": NAT_NICS + name, "name": name, "location": "eastus", "tags": {"keep": "me"}, "properties": {
+        "enableAcceleratedNetworking": True, "ipConfigurations": [{
+            "id": NAT_NICS + name + "/ipConfigurations/ipconfig1", "name": "ipconfig1", "properties": {
+                "primary": True, "subnet": {"id": "/subnet"}, "privateIPAddress": "10.0.0.4",
+                "loadBalancerInboundNatRules": [{"id": rule} for rule in rules]}}]}}
+
+
+def member(name):
+    return {"name": name, "id": "/vm/" + name, "network_interface_ids": [NAT_NICS + name + "-nic0"]}
+
+
+def plans_for(members, rules=(), **options):
+    params = dict(state="present", name="ssh", frontend_port_start=50000, frontend_port_end=50099, backend_port=22,
+                  instances=["all"])
+    params.update(options)
+    request = nat.NatRequest.from_params(params)
+    lb = {"id": NAT_LB, "name": "lb", "sku": {"name": "Standard"},
+          "properties": {"frontendIPConfigurations": [{"id": NAT_FE, "name": "fe"}], "inboundNatRules": list(rules)}}
+    return nat.plan_per_instance(request, lb, NAT_FE, members)
+
+
+def writer_for(fake_module):
+    return NatWriter(fake_module, NetworkId.parse(NAT_LB, "loadBalancers"))
+
+
+def test_check_mode_plans_but_makes_no_call():
+    network = FakeNetwork({"a-nic0": nic("a-nic0")})
+    fake = FakeModule(network, check_mode=True)
+    plans = plans_for([member("a")])
+    execute_rule_plans(fake, writer_for(fake), plans)
+    assert network.calls == []
+    assert plans[0].outcome == {"actions": ["create_rule", "bind_nic"], "status": "would_change"}
+
+
+def test_a_new_rule_is_created_then_bound_keeping_the_rest_of_the_nic():
+    network = FakeNetwork({"a-nic0": nic("a-nic0", rules=[NAT_LB + "/inboundNatRules/other"])})
+    fake = FakeModule(network)
+    plans = plans_for([member("a")])
+    execute_rule_plans(fake, writer_for(fake), plans)
+    assert [call[:2] for call in network.calls] == [("PUT rule", "ssh-a"), ("GET nic", "a-nic0"), ("PUT nic", "a-nic0")]
+    assert network.calls[0][2]["properties"]["frontendPort"] == 50000
+    sent = network.calls[2][2]
+    expected = nic("a-nic0", rules=[NAT_LB + "/inboundNatRules/other", NAT_LB + "/inboundNatRules/ssh-a"])
+    assert sent == expected
+    assert plans[0].outcome == {"actions": ["create_rule", "bind_nic"], "status": "changed"}
+
+
+def test_nothing_is_written_for_a_rule_already_in_place():
+    rule = {"name": "ssh-a", "id": NAT_LB + "/inboundNatRules/ssh-a", "properties": {
+        "frontendIPConfiguration": {"id": NAT_FE}, "protocol": "Tcp", "frontendPort": 50000, "backendPort": 22,
+        "idleTimeoutInMinutes": 4, "enableFloatingIP": False, "enableTcpReset": False,
+        "backendIPConfiguration": {"id": NAT_NICS + "a-nic0/ipConfigurations/ipconfig1"}}}
+    network = FakeNetwork({})
+    fake = FakeModule(network)
+    plans = plans_for([member("a")], rules=[rule])
+    execute_rule_plans(fake, writer_for(fake), plans)
+    assert network.calls == []
+    assert plans[0].outcome["status"] == "skipped"
+
+
+def test_a_delete_refused_because_the_rule_is_bound_unbinds_then_deletes():
+    rule_id = NAT_LB + "/inboundNatRules/ssh-gone"
+    rule = {"name": "ssh-gone", "id": rule_id, "properties": {
+        "frontendIPConfiguration": {"id": NAT_FE}, "protocol": "Tcp", "frontendPort": 50003, "backendPort": 22,
+        "backendIPConfiguration": {"id": NAT_NICS + "gone-nic0/ipConfigurations/ipconfig1"}}}
+    in_use = AzureFlexError("in use", code="InboundNatRuleInUse", status=400)
+    network = FakeNetwork({"gone-nic0": nic("gone-nic0", rules=[rule_id])}, delete_errors=[in_use])
+    fake = FakeModule(network)
+    plans = plans_for([], rules=[rule], purge=True)
+    execute_rule_plans(fake, writer_for(fake), plans)
+    assert [call[:2] for call in network.calls] == [("DELETE rule", "ssh-gone"), ("GET nic", "gone-nic0"),
+                                                    ("PUT nic", "gone-nic0"), ("DELETE rule", "ssh-gone")]
+    assert network.nics["gone-nic0"]["properties"]["ipConfigurations"][0]["properties"][
+        "loadBalancerInboundNatRules"] == []
+    assert plans[0].outcome == {"actions": ["delete_rule"], "status": "changed"}
+
+
+def test_one_failing_member_does_not_stop_the_others():
+    network = FakeNetwork({"b-nic0": nic("b-nic0")})  # a-nic0 is missing: its GET raises
+    fake = FakeModule(network)
+
+    def get(group, name):
+        if name == "a-nic0":
+            raise AzureFlexError("NIC a-nic0 not found", code="NotFound", status=404)
+        return copy.deepcopy(network.nics[name])
+
+    network.network_interfaces.get = get
+    plans = plans_for([member("a"), member("b")])
+    execute_rule_plans(fake, writer_for(fake), plans)
+    assert plans[0].outcome["status"] == "failed"
+    assert plans[0].outcome["actions"] == ["create_rule"]
+    assert plans[0].outcome["error"] == {"msg": "NIC a-nic0 not found", "code": "NotFound", "status": 404}
+    assert plans[1].outcome["status"] == "changed"
+
+
+def test_load_balancer_and_nat_rule_ids_are_built_by_one_function_each():
+    ref = NetworkId(SUB, "net-rg", "loadBalancers", "lb")
+
+    assert ref.id == NAT_LB
+    assert NetworkId.parse(NAT_LB + "/inboundNatRules/ssh", "loadBalancers").id == NAT_LB
+    assert nat_rule_id(ref.id, "ssh-a") == NAT_LB + "/inboundNatRules/ssh-a"

@@ -73,7 +73,7 @@ def test_only_members_without_the_lock_get_one():
     wanted = module.WantedLock(params(protection="scale_in"))
     entries = decide(wanted, {"web_1": [lock_on(vm_id("web_1"), "azure-flex-protect-from-scale-in", "CanNotDelete")],
                               "web_2": []})
-    assert (entries["web_1"]["status"], entries["web_1"]["changed"]) == ("unchanged", False)
+    assert (entries["web_1"]["status"], entries["web_1"]["changed"]) == ("skipped", False)
     assert (entries["web_2"]["status"], entries["web_2"]["changed"]) == ("act", True)
     assert entries["web_2"]["before"] is None
     assert entries["web_2"]["lock"] == {"name": "azure-flex-protect-from-scale-in", "level": "CanNotDelete", "notes": None}
@@ -84,7 +84,7 @@ def test_only_members_without_the_lock_get_one():
 def test_lock_names_compare_case_insensitively_as_in_azure():
     wanted = module.WantedLock(params(level="CanNotDelete", name="Keep"))
     entries = decide(wanted, {"web_1": [lock_on(vm_id("web_1"), "keep", "CanNotDelete")]})
-    assert entries["web_1"]["status"] == "unchanged"
+    assert entries["web_1"]["status"] == "skipped"
 
 
 @pytest.mark.parametrize("existing_level, existing_notes, given, changes", [
