@@ -150,7 +150,6 @@ import os
 from ansible.errors import AnsibleParserError
 from ansible.inventory.group import to_safe_group_name
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-
 from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import AUTH_ARGUMENT_SPEC, resolve_auth_settings
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import clients_for_settings
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
@@ -180,7 +179,6 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import 
     ScaleSetSelector,
     uniform_scale_set_error,
 )
-
 
 HOSTNAME_SOURCES = ("name", "computer_name", "private_ip", "public_ip", "public_fqdn", "id")
 ADDRESS_SOURCES = ("private_ip", "public_ip", "public_fqdn")

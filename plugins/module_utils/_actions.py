@@ -21,20 +21,20 @@ from __future__ import annotations
 import time
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import as_rest_dict
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import SelectionCriteria
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     AzureFlexError,
     InvalidInputError,
     azure_errors,
     is_not_found,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef
 from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import (
     CODE_PROTECTED,
     ProtectionReader,
     blocking_locks,
     describe_locks,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import SelectionCriteria
-from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef
 from ansible_collections.azure_flex.vmss.plugins.module_utils._members import ABSENT, member_from_vm
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import BULK_READ_MIN, CODE_NOT_A_MEMBER
 from ansible_collections.azure_flex.vmss.plugins.module_utils._upgrades import UpgradeClient

@@ -32,7 +32,6 @@ import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import (
     AUTH_ARGUMENT_SPEC,
     AUTH_MUTUALLY_EXCLUSIVE,
@@ -43,6 +42,11 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import (
     DEFAULT_POLLING_INTERVAL,
     clients_for_settings,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
+    SELECTION_MUTUALLY_EXCLUSIVE,
+    SELECTION_REQUIRED_ONE_OF,
+    SELECTION_REQUIRED_TOGETHER,
+)
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     CODE_INVALID_INPUT,
     AzureFlexError,
@@ -52,15 +56,9 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     to_flex_error,
 )
 from ansible_collections.azure_flex.vmss.plugins.module_utils._fanout import DEFAULT_MAX_PARALLEL, run_bounded
+from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline, run_operation
-from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import (
-    SELECTION_MUTUALLY_EXCLUSIVE,
-    SELECTION_REQUIRED_ONE_OF,
-    SELECTION_REQUIRED_TOGETHER,
-    ScaleSetRef,
-    ScaleSetSelector,
-)
-
+from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import ScaleSetSelector
 
 DEFAULT_TIMEOUT = 900
 MAX_PARALLEL_LIMIT = 100
@@ -113,6 +111,19 @@ def member_counts(entries, filtered_out=()):
                else "skipped"] += 1
     counts["filtered_out"] = len(filtered_out)
     return counts
+
+
+def raise_member_failures(result, entries, failed_to):
+    """Raise ``MemberFailures`` with ``result`` when an entry of ``entries`` failed (or would fail in check mode):
+    ``msg`` says how many of the selected members failed to do ``failed_to``, and each one's ARM code."""
+    failing = [entry for entry in entries if entry.get("status") in FAILED_STATUSES]
+    if not failing:
+        return
+    failures = ["%s: %s" % (entry["name"], entry["error"].get("code") or entry["error"].get("msg")) for entry in failing]
+    predicted = all(entry["status"] == "would_fail" for entry in failing)
+    raise MemberFailures("%d of %d member(s) %s to %s: %s" % (
+        len(failing), result["counts"]["selected"], "would fail" if predicted else "failed", failed_to,
+        "; ".join(failures)), result)
 
 
 def summary_line(what, counts, check_mode=False):
@@ -390,15 +401,7 @@ class AzureFlexModule:
                 diff = {"before": {diff_key: {entry["name"]: entry["before"] for entry in touched}},
                         "after": {diff_key: {entry["name"]: entry["after"] for entry in touched}}}
             result["diff"] = diff
-        counts = result["counts"]
-        if counts["failed"]:
-            failing = [entry for entry in entries if entry["status"] in FAILED_STATUSES]
-            failures = ["%s: %s" % (entry["name"], entry["error"].get("code") or entry["error"].get("msg"))
-                        for entry in failing]
-            predicted = all(entry["status"] == "would_fail" for entry in failing)
-            raise MemberFailures("%d of %d member(s) %s to %s: %s" % (
-                counts["failed"], counts["selected"], "would fail" if predicted else "failed", failed_to,
-                "; ".join(failures)), result)
+        raise_member_failures(result, entries, failed_to)
         return result
 
     def _scale_set_of_params(self):

@@ -75,8 +75,16 @@ instances:
       description: Power state of the member when it was selected.
       type: str
       sample: running
+    status:
+      description: C(failed) when the member's extensions could not be read (the task then fails, after reading the
+        others); absent otherwise.
+      type: str
+    error:
+      description: Why the member's extensions could not be read (C(msg), ARM C(code), C(status), C(request_id)).
+      type: dict
     extensions:
-      description: The member's extensions (only O(name) when given), sorted by name.
+      description: The member's extensions (only O(name) when given), sorted by name; V(null) when they could not be
+        read.
       type: list
       elements: dict
       contains:
@@ -191,6 +199,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import (
     SelectionCriteria,
     selection_argument_spec,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import member_error
 from ansible_collections.azure_flex.vmss.plugins.module_utils._extensions import extension_from_rest, list_extensions
 from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import validate_vm_name
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
@@ -198,6 +207,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
     AzureFlexModule,
     listing_line,
     member_counts,
+    raise_member_failures,
 )
 
 
@@ -229,18 +239,22 @@ def run(module):
     instances = []
     per_extension = {}
     for outcome in module.fan_out(read, members):
-        if not outcome.ok:
-            raise outcome.error
         member = outcome.item
-        instances.append({"name": member["name"], "id": member["id"], "power_state": member["power_state"],
-                          "extensions": outcome.result})
-        for extension in outcome.result:
+        entry = {"name": member["name"], "id": member["id"], "power_state": member["power_state"],
+                 "extensions": outcome.result if outcome.ok else None}
+        if not outcome.ok:
+            # One member's refused read does not hide the others': it is reported with its error, and fails the task.
+            entry.update(status="failed", error=member_error(outcome.error))
+        instances.append(entry)
+        for extension in outcome.result if outcome.ok else ():
             per_extension[extension["name"]] = per_extension.get(extension["name"], 0) + 1
     filtered_out = module.selection_outcome()
     counts = member_counts(instances, filtered_out)
     counts.update(instances=len(instances), extensions=per_extension)
-    return module.common_result(listing_line("read extensions", counts), selection.scale_set, instances=instances,
-                                counts=counts, filtered_out=filtered_out)
+    result = module.common_result(listing_line("read extensions", counts), selection.scale_set, instances=instances,
+                                  counts=counts, filtered_out=filtered_out)
+    raise_member_failures(result, instances, "read their extensions")
+    return result
 
 
 def main():

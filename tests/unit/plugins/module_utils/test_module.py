@@ -9,9 +9,7 @@ import contextlib
 import json
 
 import pytest
-
-from azure.core.exceptions import ResourceExistsError
-
+from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import selection_argument_spec
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import (
     AzureFlexError,
     InvalidInputError,
@@ -27,9 +25,9 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._module import (
     member_counts,
     summary_line,
 )
-from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import selection_argument_spec
 from ansible_collections.azure_flex.vmss.plugins.module_utils._selection import ScaleSetSelector
 from ansible_collections.azure_flex.vmss.tests.unit.utils.module_args import patch_module_args
+from azure.core.exceptions import ResourceExistsError
 
 SUB = "11111111-2222-3333-4444-555555555555"
 AWX_ENV = {"AZURE_SUBSCRIPTION_ID": SUB, "AZURE_CLIENT_ID": "app", "AZURE_SECRET": "s", "AZURE_TENANT": "t"}

@@ -13,7 +13,6 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
 from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import CloudEndpoints
 from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import AzureClients, import_client_class
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, InvalidInputError
@@ -36,13 +35,14 @@ from ansible_collections.azure_flex.vmss.tests.unit.plugins.module_utils.selecti
 )
 from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import (
     BASE_URL,
-    SUBSCRIPTION_ID as SUB,
     FakeCredential,
     arm_error,
     reply,
     scripted_transport,
 )
-
+from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import (
+    SUBSCRIPTION_ID as SUB,
+)
 
 CLOUD = CloudEndpoints("Test", BASE_URL, "https://login.test.invalid", "https://arm.test.invalid/")
 

@@ -54,7 +54,8 @@ def test_lists_each_member_with_instance_view_and_counts_extensions(run_module, 
     assert run.exit_code == 0
     result = run.result
     assert [instance["name"] for instance in result["instances"]] == ["vm1", "vm2"]
-    assert result["counts"] == {"instances": 2, "extensions": {"HealthExtension": 2, "CustomScript": 1}}
+    assert result["counts"] == {"instances": 2, "extensions": {"HealthExtension": 2, "CustomScript": 1},
+                                "selected": 2, "changed": 0, "skipped": 2, "failed": 0, "filtered_out": 0}
     # As every module: the retries it met, how long it took, the scale set, the named members left out.
     assert (result["retries"], result["elapsed_seconds"], result["filtered_out"]) == (
         {"retries": 2, "throttled_responses": 1}, 1.25, [])
@@ -72,9 +73,12 @@ def test_a_failed_read_fails_the_task(run_module):
 
     run = run_module(module, arm, {})
 
+    # The member whose read failed is reported with its error (the others' reads are not lost), and fails the task.
     assert run.exit_code == 1
-    assert "boom" in run.result["msg"]
-    assert run.result["code"] == "InternalServerError"
+    assert run.result["msg"] == "1 of 1 member(s) failed to read their extensions: vm1: InternalServerError"
+    [entry] = run.result["instances"]
+    assert entry["status"] == "failed" and entry["extensions"] is None
+    assert entry["error"]["code"] == "InternalServerError" and "boom" in entry["error"]["msg"]
 
 
 def test_a_bad_extension_name_fails_before_any_request(run_module):

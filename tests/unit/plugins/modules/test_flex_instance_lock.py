@@ -151,7 +151,7 @@ def test_check_mode_writes_nothing_and_predicts(run_module):
 
     assert run.exit_code == 0 and run.writes == []
     assert [(entry["name"], entry["status"]) for entry in run.result["instances"]] == [
-        ("a", "unchanged"), ("b", "would_change")]
+        ("a", "skipped"), ("b", "would_change")]
     assert run.result["instances"][1]["protection"]["protected_from_scale_in"] is True
     assert run.result["diff"] == {"before": {"locks": {"b": None}}, "after": {"locks": {"b": {
         "name": "azure-flex-protect-from-scale-in", "level": "CanNotDelete", "notes": None}}}}
@@ -166,7 +166,7 @@ def test_a_real_run_puts_one_lock_per_member_without_it_then_removing_deletes_on
     body = {"properties": {"level": "CanNotDelete", "notes": "CHG-1"}}
     assert sorted(lock_writes(run)) == [("PUT", "a", "azure-flex-protect-from-scale-in", body),
                                         ("PUT", "b", "azure-flex-protect-from-scale-in", body)]
-    assert run.result["counts"] == {"selected": 2, "changed": 2, "unchanged": 0, "failed": 0, "filtered_out": 0}
+    assert run.result["counts"] == {"selected": 2, "changed": 2, "skipped": 0, "failed": 0, "filtered_out": 0}
 
     again = run_module(module, arm, {"instances": ["all"], "protection": "scale_in", "notes": "CHG-1"})
     assert again.result["changed"] is False and again.writes == []
@@ -187,7 +187,7 @@ def test_a_refused_lock_fails_the_member_with_the_permission_hint(run_module):
     by_name = {entry["name"]: entry for entry in run.result["instances"]}
     assert by_name["a"]["status"] == "changed" and by_name["b"]["status"] == "failed"
     assert by_name["b"]["error"]["code"] == "AuthorizationFailed" and "Owner" in by_name["b"]["error"]["msg"]
-    assert run.result["msg"].startswith("1 of 2 member(s) failed: b: ")
+    assert run.result["msg"].startswith("1 of 2 member(s) failed to set lock azure-flex-protect-from-scale-in: b: ")
 
 
 def test_unusable_input_fails_before_any_request(run_module):

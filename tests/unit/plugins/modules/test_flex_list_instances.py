@@ -25,7 +25,8 @@ def test_lists_every_member_from_resource_graph_sorted_with_ips_and_writes_nothi
     assert [(m["name"], m["power_state"], m["fault_domain"]) for m in result["instances"]] == [
         ("a", "running", 0), ("b", "deallocated", 1)]
     assert [m["private_ips"] for m in result["instances"]] == [["10.0.0.11"], ["10.0.0.10"]]
-    assert result["counts"] == {"total": 2, "power_state": {"running": 1, "deallocated": 1}, "health": {}}
+    assert result["counts"] == {"total": 2, "power_state": {"running": 1, "deallocated": 1}, "health": {},
+                                "selected": 2, "changed": 0, "skipped": 2, "failed": 0, "filtered_out": 0}
     assert result["source"] == "resource_graph"
     assert [(s["name"], s["member_count"]) for s in result["scale_sets"]] == [("web", 2)]
     # Scale set, members and their NICs' addresses: three requests, whatever the number of members.
