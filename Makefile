@@ -174,9 +174,10 @@ sanity: venv
 units: venv
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
 
-test-emulator: venv
+# The emulator's tests under the older SDK set run too (test_old_sdk.py runs them with .venv-oldsdk's interpreter).
+test-emulator: venv venv-oldsdk
 	$(VENV)/bin/ruff check tests/emulator
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests/emulator/tests
+	OLDSDK_PYTHON=$(OLD_VPY) $(VENV)/bin/pytest -q -p no:cacheprovider tests/emulator/tests
 
 integration: venv collection
 	tests/integration/run.sh $(VPY)
