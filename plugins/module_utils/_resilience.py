@@ -408,15 +408,11 @@ def _define_retry_policy_class():
                 self._bound_transport_timeouts(request)
                 try:
                     response = self.next.send(request)
-                except ServiceRequestError:
+                except (ServiceRequestError, ServiceResponseError) as error:
                     self._abandon(method)
-                    delay = self.rules.delay_after_transport_error(attempts_made, method, request_was_sent=False)
-                    if delay is None:
-                        raise
-                    status = None
-                except ServiceResponseError:
-                    self._abandon(method)
-                    delay = self.rules.delay_after_transport_error(attempts_made, method, request_was_sent=True)
+                    # A response error means the request went out: only what is safe to repeat is tried again.
+                    delay = self.rules.delay_after_transport_error(
+                        attempts_made, method, request_was_sent=isinstance(error, ServiceResponseError))
                     if delay is None:
                         raise
                     status = None
