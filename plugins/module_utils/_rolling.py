@@ -66,6 +66,7 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._rolling_run impor
     unique_names,
 )
 
+# The steps of flex_rolling_batch (its option step).
 STEPS = ("plan", "precheck", "batch", "batches", "mark")
 
 # A member this run marked may still show the provisioning state of the mark's own write (a VM PATCH

@@ -161,6 +161,7 @@ def done_marker(action, run_id):
 
 
 def name_key(name):
+    """What member names are compared by: Azure's names are case-insensitive."""
     return str(name or "").lower()
 
 
@@ -241,6 +242,7 @@ def precheck(members, settings, number):
 
 
 def describe_entries(entries, limit=10):
+    """``name (reason)`` of the first ``limit`` entries, and how many more (for stop reasons and batch lines)."""
     text = ", ".join("%s (%s)" % (entry["name"], entry["reason"]) for entry in entries[:limit])
     return text + (", and %d more" % (len(entries) - limit) if len(entries) > limit else "")
 

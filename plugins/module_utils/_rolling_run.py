@@ -81,6 +81,7 @@ def latest_run(results, token):
 
 
 def empty_report(batch, **values):
+    """The report of one step on ``batch``, with ``values`` set and everything else as if nothing happened."""
     report = {"number": batch["number"], "domain": batch.get("domain"), "members": list(batch["members"]),
               "ran": False, "acted": [], "passed": [], "done": [], "failed": [], "unhealthy": [], "skipped": [],
               "precheck": None, "postcheck": None, "action_seconds": None, "health_seconds": None, "seconds": 0.0,
@@ -90,6 +91,7 @@ def empty_report(batch, **values):
 
 
 def advance_run(run, snapshot=None, **changes):
+    """``run`` one step further, with ``changes``; ``snapshot`` (members just read) is kept for the next step."""
     run = dict(run, **changes)
     run["steps"] = run.get("steps", 0) + 1
     if snapshot is not None:
@@ -98,10 +100,12 @@ def advance_run(run, snapshot=None, **changes):
 
 
 def stopped_run(run, reason, report):
+    """``run`` stopped for ``reason``, with the report of the step that stopped it."""
     return dict(run, stopped=True, stop_reason=reason, batches=run["batches"] + [report])
 
 
 def unique_names(names):
+    """``names`` without repeats (compared as Azure does, ignoring case), in their first order."""
     seen, result = set(), []
     for name in names:
         if name_key(name) not in seen:
