@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Filters of the rolling roles: thin calls of the rolling engine (plugins/module_utils/_rolling.py).
+"""Filters of the rolling roles: thin calls of the rolling engine's run state (plugins/module_utils/_rolling_run.py).
 
 The engine decides in Python (module flex_rolling_batch); the roles only need to pick the state of their
 run from the steps' results and to turn it into the summary:
@@ -21,7 +21,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
-from ansible_collections.azure_flex.vmss.plugins.module_utils import _rolling
+from ansible_collections.azure_flex.vmss.plugins.module_utils import _rolling_run
 
 
 def _engine(call, *args):
@@ -35,20 +35,20 @@ def rolling_latest_run(results, token):
     """The ``run`` of the most recent step result (registered variables) of the run named by ``token``."""
     if not isinstance(results, (list, tuple)):
         raise AnsibleFilterError("rolling_latest_run expects the list of the steps' registered results")
-    return _engine(_rolling.latest_run, list(results), token)
+    return _engine(_rolling_run.latest_run, list(results), token)
 
 
 def rolling_summary(run, failure=None):
     """The summary of ``run``; ``failure`` (``{task, msg, batch}``) when a task of the role failed."""
-    return _engine(lambda checked, failure: _rolling.summarize(_rolling.check_run(checked), failure), run, failure or None)
+    return _engine(lambda checked, failure: _rolling_run.summarize(_rolling_run.check_run(checked), failure), run, failure or None)
 
 
 def rolling_summary_lines(summary):
-    return _engine(_rolling.summary_lines, summary)
+    return _engine(_rolling_run.summary_lines, summary)
 
 
 def rolling_failure_message(summary):
-    return _engine(_rolling.failure_message, summary)
+    return _engine(_rolling_run.failure_message, summary)
 
 
 class FilterModule:

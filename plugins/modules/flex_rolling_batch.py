@@ -431,22 +431,22 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._locks import Prot
 from ansible_collections.azure_flex.vmss.plugins.module_utils._module import AzureFlexModule, MemberFailures
 from ansible_collections.azure_flex.vmss.plugins.module_utils._resilience import Deadline
 from ansible_collections.azure_flex.vmss.plugins.module_utils._rolling import (
-    BATCH_BY,
-    PROTECTED_HANDLING,
-    ROLLING_ACTIONS,
     STEPS,
-    RollingSettings,
-    batch_line,
-    check_run,
-    choose_run_id,
-    new_run,
-    plan_batches,
-    plan_lines,
     run_batch,
     run_batches,
     run_mark,
     run_precheck,
 )
+from ansible_collections.azure_flex.vmss.plugins.module_utils._rolling_plan import (
+    BATCH_BY,
+    PROTECTED_HANDLING,
+    ROLLING_ACTIONS,
+    RollingSettings,
+    choose_run_id,
+    plan_batches,
+    plan_lines,
+)
+from ansible_collections.azure_flex.vmss.plugins.module_utils._rolling_run import batch_line, check_run, new_run
 
 # Reading the members and checking before and after a batch, on top of the action and the health gate.
 STEP_TIME_MARGIN = 300

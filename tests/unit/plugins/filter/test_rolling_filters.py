@@ -12,7 +12,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.azure_flex.vmss.plugins.filter import rolling as filters
-from ansible_collections.azure_flex.vmss.plugins.module_utils import _rolling
+from ansible_collections.azure_flex.vmss.plugins.module_utils import _rolling_plan, _rolling_run
 
 
 SCALE_SET = {"id": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
@@ -22,9 +22,9 @@ SCALE_SET = {"id": "/subscriptions/00000000-0000-0000-0000-000000000000/resource
 def a_run():
     members = [{"name": "web_%d" % i, "fault_domain": i % 2, "power_state": "running", "provisioning_state": "Succeeded",
                 "health": "healthy", "zones": [], "tags": {}} for i in range(4)]
-    settings = _rolling.RollingSettings()
-    plan = _rolling.plan_batches(members, settings, "r1", SCALE_SET)
-    return _rolling.new_run(plan, settings, "r1", False, [], SCALE_SET, members, 0.0)
+    settings = _rolling_plan.RollingSettings()
+    plan = _rolling_plan.plan_batches(members, settings, "r1", SCALE_SET)
+    return _rolling_run.new_run(plan, settings, "r1", False, [], SCALE_SET, members, 0.0)
 
 
 def test_the_filters_are_registered():
@@ -37,8 +37,8 @@ def test_the_filters_are_the_engine():
     later = dict(run, steps=2)
     assert filters.rolling_latest_run([{"run": run}, {"run": later}, {"skipped": True}], run["token"]) is later
     summary = filters.rolling_summary(run, {})
-    assert summary == _rolling.summarize(run, None, now=summary["seconds"] + run["started"])
-    assert filters.rolling_summary_lines(summary) == _rolling.summary_lines(summary)
+    assert summary == _rolling_run.summarize(run, None, now=summary["seconds"] + run["started"])
+    assert filters.rolling_summary_lines(summary) == _rolling_run.summary_lines(summary)
     assert filters.rolling_failure_message(summary) == ""
 
 

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""flex_rolling_batch end to end: main() over a scripted ARM, every SDK layer real (the engine: test_rolling.py).
+"""flex_rolling_batch end to end: main() over a scripted ARM, every SDK layer real (the engine's
+plan and run state: test_rolling_plan.py, test_rolling_run.py).
 
 Named _module: tests/unit/plugins/action/test_flex_rolling_batch.py has the plain name, and pytest needs unique
 basenames here.

@@ -3,42 +3,26 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The rolling engine's decisions: settings, batches, health, thresholds, naming and resuming runs, reports."""
+"""The plan of a rolling run: settings, batches, health, thresholds, naming and resuming runs, the plan in words."""
 
 from __future__ import annotations
 
-import calendar
-import time
-
 import pytest
 
-from ansible_collections.azure_flex.vmss.plugins.module_utils import _rolling as rolling
+from ansible_collections.azure_flex.vmss.plugins.module_utils import _rolling_plan as rolling_plan
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import InvalidInputError
-
-NOW = calendar.timegm((2024, 6, 1, 12, 0, 0))
-
-
-def member(name, fault_domain=0, power_state="running", health="healthy", provisioning_state="Succeeded",
-           zones=None, tags=None, protection=None):
-    result = {"name": name, "id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/"
-              + name, "resource_group": "rg", "fault_domain": fault_domain, "power_state": power_state,
-              "health": health, "provisioning_state": provisioning_state, "zones": zones or [], "tags": tags or {}}
-    if protection is not None:
-        result["protection"] = protection
-    return result
-
-
-def web(count=12, domains=3):
-    """Like the demo set: web_00..web_11 spread round-robin over the fault domains."""
-    return [member("web_%02d" % index, fault_domain=index % domains) for index in range(count)]
-
-
-def settings(**options):
-    return rolling.RollingSettings(**options)
+from ansible_collections.azure_flex.vmss.tests.unit.plugins.module_utils.rolling_samples import (
+    NOW,
+    SCALE_SET,
+    member,
+    new_run,
+    settings,
+    web,
+)
 
 
 def plan(members, run_id="r1", scale_set=None, **options):
-    return rolling.plan_batches(members, settings(**options), run_id, scale_set)
+    return rolling_plan.plan_batches(members, settings(**options), run_id, scale_set)
 
 
 def batch_members(the_plan):
@@ -111,7 +95,7 @@ def test_survey_values_arrive_as_text():
     (12, 5, 20, 5),        # an absolute size wins
 ])
 def test_batch_size(total, batch_size, batch_percent, expected):
-    assert rolling.batch_size_for(total, batch_size, batch_percent) == expected
+    assert rolling_plan.batch_size_for(total, batch_size, batch_percent) == expected
 
 
 @pytest.mark.parametrize("count, size, expected", [
@@ -125,7 +109,7 @@ def test_batch_size(total, batch_size, batch_percent, expected):
     (10, 1, [1] * 10),
 ])
 def test_balanced_sizes(count, size, expected):
-    assert rolling.balanced_sizes(count, size) == expected
+    assert rolling_plan.balanced_sizes(count, size) == expected
 
 
 # -- batches -------------------------------------------------------------------------------------
@@ -267,7 +251,7 @@ def test_health_classification_and_reasons():
                member("updating", provisioning_state="Updating"),
                member("starting", power_state="starting", health="unknown"),
                member("gone", power_state="absent")]
-    health = rolling.classify(members)
+    health = rolling_plan.classify(members)
     assert health["total"] == 9
     assert health["healthy"] == ["ok", "no-extension"]
     assert health["unhealthy"] == [
@@ -283,7 +267,7 @@ def test_health_classification_and_reasons():
 
 
 def test_health_of_some_members_only():
-    health = rolling.classify([member("a", health="unhealthy"), member("b"), member("c", health="unhealthy")], ["A", "b"])
+    health = rolling_plan.classify([member("a", health="unhealthy"), member("b"), member("c", health="unhealthy")], ["A", "b"])
     assert (health["total"], health["healthy"], [e["name"] for e in health["unhealthy"]]) == (2, ["b"], ["a"])
 
 
@@ -299,7 +283,7 @@ def test_health_of_some_members_only():
     (5, 0, 20, False, 0, 0.0),     # nothing processed yet
 ])
 def test_threshold(unhealthy, total, max_percent, breached, allowed, percent):
-    verdict = rolling.threshold(unhealthy, total, max_percent)
+    verdict = rolling_plan.threshold(unhealthy, total, max_percent)
     assert (verdict["breached"], verdict["allowed"], verdict["percent"]) == (breached, allowed, percent)
 
 
@@ -307,37 +291,37 @@ def test_precheck_names_the_unhealthy_members():
     members = web(10)
     for index in (1, 2, 3):
         members[index]["health"] = "unhealthy"
-    check, reason = rolling.precheck(members, settings(), 4)
+    check, reason = rolling_plan.precheck(members, settings(), 4)
     assert check["breached"] and check["unhealthy"] == 3
     assert reason.startswith("before batch 4, 3 of 10 members (30.0 %) were unhealthy, above max_unhealthy_percent 20: "
                              "web_01 (application health unhealthy)")
-    check, reason = rolling.precheck(members[:3] + members[4:], settings(), 4)  # 2 of 9: 22.2 % is still above 20
+    check, reason = rolling_plan.precheck(members[:3] + members[4:], settings(), 4)  # 2 of 9: 22.2 % is still above 20
     assert check["breached"] and check["percent"] == 22.2
-    check, reason = rolling.precheck(members[:2] + members[4:], settings(), 4)  # 1 of 8: 12.5 %
+    check, reason = rolling_plan.precheck(members[:2] + members[4:], settings(), 4)  # 1 of 8: 12.5 %
     assert (check["breached"], check["allowed"], reason) == (False, 1, "")
 
 
 # -- naming and resuming runs ----------------------------------------------------------------------
 
 def test_a_new_run_is_named_from_the_time():
-    run_id, resumed, notes = rolling.choose_run_id(settings(), web(4), NOW)
+    run_id, resumed, notes = rolling_plan.choose_run_id(settings(), web(4), NOW)
     assert (run_id, resumed, notes) == ("restart-20240601T120000Z", False, [])
-    assert rolling.auto_run_started("restart", run_id) == NOW
-    assert rolling.auto_run_started("reimage", run_id) is None
-    assert rolling.auto_run_started("restart", "patch-2024-06") is None
+    assert rolling_plan.auto_run_started("restart", run_id) == NOW
+    assert rolling_plan.auto_run_started("reimage", run_id) is None
+    assert rolling_plan.auto_run_started("restart", "patch-2024-06") is None
 
 
 def test_an_explicit_run_id_is_used_as_given():
     members = web(4)
-    members[0]["tags"] = {rolling.DONE_TAG: "restart:restart-20240601T110000Z"}
-    assert rolling.choose_run_id(settings(run_id="patch-1"), members, NOW) == ("patch-1", False, [])
+    members[0]["tags"] = {rolling_plan.DONE_TAG: "restart:restart-20240601T110000Z"}
+    assert rolling_plan.choose_run_id(settings(run_id="patch-1"), members, NOW) == ("patch-1", False, [])
 
 
 def test_a_relaunch_without_run_id_resumes_the_recent_unfinished_automatic_run():
     members = web(4)
-    members[0]["tags"] = {rolling.DONE_TAG: "restart:restart-20240601T110000Z"}
-    members[1]["tags"] = {rolling.DONE_TAG: "restart:restart-20240601T110000Z", "app": "web"}
-    run_id, resumed, notes = rolling.choose_run_id(settings(), members, NOW)
+    members[0]["tags"] = {rolling_plan.DONE_TAG: "restart:restart-20240601T110000Z"}
+    members[1]["tags"] = {rolling_plan.DONE_TAG: "restart:restart-20240601T110000Z", "app": "web"}
+    run_id, resumed, notes = rolling_plan.choose_run_id(settings(), members, NOW)
     assert (run_id, resumed) == ("restart-20240601T110000Z", True)
     assert notes[0].startswith("resuming run restart-20240601T110000Z (2 member(s) done, 2 to go)")
     assert sorted(plan(members, run_id)["to_process"]) == ["web_02", "web_03"]
@@ -345,149 +329,48 @@ def test_a_relaunch_without_run_id_resumes_the_recent_unfinished_automatic_run()
 
 def test_an_old_or_finished_or_user_named_run_is_not_resumed_but_named():
     old = web(4)
-    old[0]["tags"] = {rolling.DONE_TAG: "restart:restart-20240530T110000Z"}  # 49 hours ago
-    run_id, resumed, notes = rolling.choose_run_id(settings(), old, NOW)
+    old[0]["tags"] = {rolling_plan.DONE_TAG: "restart:restart-20240530T110000Z"}  # 49 hours ago
+    run_id, resumed, notes = rolling_plan.choose_run_id(settings(), old, NOW)
     assert (run_id, resumed) == ("restart-20240601T120000Z", False)
     assert notes == ["run restart-20240530T110000Z is unfinished (1 member(s) done, 3 to go) and is not resumed "
                      "(started more than 24 hours ago): set run_id to restart-20240530T110000Z to resume it"]
-    assert rolling.choose_run_id(settings(resume_hours=72), old, NOW)[:2] == ("restart-20240530T110000Z", True)
-    assert rolling.choose_run_id(settings(resume_hours=0), old, NOW)[1] is False
+    assert rolling_plan.choose_run_id(settings(resume_hours=72), old, NOW)[:2] == ("restart-20240530T110000Z", True)
+    assert rolling_plan.choose_run_id(settings(resume_hours=0), old, NOW)[1] is False
 
     finished = web(2)
     for entry in finished:
-        entry["tags"] = {rolling.DONE_TAG: "restart:restart-20240601T110000Z"}
-    assert rolling.choose_run_id(settings(), finished, NOW) == ("restart-20240601T120000Z", False, [])
+        entry["tags"] = {rolling_plan.DONE_TAG: "restart:restart-20240601T110000Z"}
+    assert rolling_plan.choose_run_id(settings(), finished, NOW) == ("restart-20240601T120000Z", False, [])
 
     named = web(3)
-    named[0]["tags"] = {rolling.DONE_TAG: "restart:patch-7"}
-    run_id, resumed, notes = rolling.choose_run_id(settings(), named, NOW)
+    named[0]["tags"] = {rolling_plan.DONE_TAG: "restart:patch-7"}
+    run_id, resumed, notes = rolling_plan.choose_run_id(settings(), named, NOW)
     assert not resumed and "set run_id to patch-7 to resume it" in notes[0] and "named by its user" in notes[0]
 
 
 def test_a_skipped_locked_member_does_not_keep_a_run_unfinished():
     members = web(3)
-    members[0]["tags"] = members[1]["tags"] = {rolling.DONE_TAG: "restart:restart-20240601T110000Z"}
+    members[0]["tags"] = members[1]["tags"] = {rolling_plan.DONE_TAG: "restart:restart-20240601T110000Z"}
     members[2]["protection"] = READ_ONLY
-    assert rolling.choose_run_id(settings(), members, NOW)[1] is False
+    assert rolling_plan.choose_run_id(settings(), members, NOW)[1] is False
 
 
 def test_the_marks_of_another_action_do_not_resume_this_one():
     members = web(3)
-    members[0]["tags"] = {rolling.DONE_TAG: "reimage:reimage-20240601T110000Z"}
-    assert rolling.choose_run_id(settings(), members, NOW)[1] is False
+    members[0]["tags"] = {rolling_plan.DONE_TAG: "reimage:reimage-20240601T110000Z"}
+    assert rolling_plan.choose_run_id(settings(), members, NOW)[1] is False
 
 
-# -- the plan in words, the state, the summary ----------------------------------------------------
-
-SCALE_SET = {"id": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
-                   "Microsoft.Compute/virtualMachineScaleSets/web", "name": "web", "resource_group": "rg",
-             "zones": [], "automatic_repairs": None}
-
-
-def new_run(members, **options):
-    chosen = settings(**options)
-    the_plan = rolling.plan_batches(members, chosen, "r1", SCALE_SET)
-    return the_plan, rolling.new_run(the_plan, chosen, "r1", False, [], SCALE_SET, members, NOW)
-
+# -- the plan in words -------------------------------------------------------------------------
 
 def test_plan_lines_show_each_batch_with_its_domain_and_the_repairs_note():
     the_plan, run = new_run(web(6), batch_size=2)
     repaired = dict(SCALE_SET, automatic_repairs={"enabled": True, "grace_period": "PT30M", "repair_action": "Reimage"})
-    lines = rolling.plan_lines(the_plan, run, repaired, check_mode=True)
+    lines = rolling_plan.plan_lines(the_plan, run, repaired, check_mode=True)
     assert lines[0] == ("run r1: restart 6 of 6 member(s) of rg/web in 3 batch(es) of at most 2 by fault domain "
                         "(check mode: nothing will be changed)")
     assert lines[1].startswith("note: automatic instance repairs are enabled on web (repair action Reimage, grace period "
                                "PT30M): Azure may repair a member while it is down")
     assert lines[2:] == ["batch 1/3 (fault domain 0): web_00, web_03", "batch 2/3 (fault domain 1): web_01, web_04",
                          "batch 3/3 (fault domain 2): web_02, web_05"]
-    assert not any("repairs" in line for line in rolling.plan_lines(the_plan, run, SCALE_SET))
-
-
-def test_latest_run_picks_the_most_recent_step_of_this_run():
-    _plan, run = new_run(web(4))
-    later = dict(run, steps=3)
-    other = dict(run, token="another", steps=9)
-    results = [{"run": run}, {"skipped": True}, {"failed": True, "msg": "x"}, {"run": later}, {"run": other}, {}]
-    assert rolling.latest_run(results, run["token"]) is later
-    with pytest.raises(InvalidInputError):
-        rolling.latest_run([{"skipped": True}], run["token"])
-
-
-def test_check_run_refuses_what_is_not_a_run():
-    with pytest.raises(InvalidInputError, match="run must be the 'run' that the plan step"):
-        rolling.check_run({"run_id": "r1"})
-
-
-def report(batch, **values):
-    result = rolling._empty_report(batch, ran=True, marked=True, seconds=6.5, action_seconds=4.1, health_seconds=2.0)
-    result.update(values)
-    return result
-
-
-def test_summary_of_a_finished_run_keeps_the_roles_keys():
-    the_plan, run = new_run(web(4), batch_size=2, batch_by="none")
-    first, second = the_plan["batches"]
-    reports = [report(first, acted=first["members"], passed=first["members"], done=first["members"]),
-               report(second, acted=second["members"], passed=second["members"], done=second["members"])]
-    run = dict(run, processed=the_plan["to_process"], done=the_plan["to_process"], batches=reports)
-    summary = rolling.summarize(run, now=NOW + 14.04)
-    assert set(summary) >= {"run_id", "action", "resource_group", "scale_set", "done_tag", "batch_size", "batch_by",
-                            "batches_planned", "batches_run", "done", "done_before", "skipped", "failed", "unhealthy",
-                            "not_processed", "aborted", "abort_reason", "seconds", "batches"}
-    assert (summary["batches_run"], summary["done"], summary["not_processed"], summary["aborted"]) == (
-        2, ["web_00", "web_01", "web_02", "web_03"], [], False)
-    assert summary["done_tag"] == "azure-flex-rolling-run=restart:r1" and summary["seconds"] == 14.0
-    assert rolling.failure_message(summary) == ""
-    assert rolling.summary_lines(summary)[0] == ("run r1: restart of rg/web finished in 14.0 s; batches run 2/2 "
-                                                 "(at most 2 members each)")
-
-
-def test_a_failed_hook_stops_the_run_and_fails_the_batch_members_not_marked():
-    the_plan, run = new_run(web(4), batch_size=2, batch_by="none")
-    first = the_plan["batches"][0]
-    run = dict(run, processed=first["members"], done=[],
-               batches=[report(first, acted=first["members"], passed=first["members"], marked=False)])
-    summary = rolling.summarize(run, {"task": "Each member answers on /healthz", "msg": "HTTP 503", "batch": 1}, now=NOW)
-    assert summary["aborted"] and summary["abort_reason"] == \
-        "in batch 1, the task 'Each member answers on /healthz' failed: HTTP 503"
-    assert [entry["name"] for entry in summary["failed"]] == ["web_00", "web_01"]
-    assert summary["not_processed"] == ["web_02", "web_03"]
-    message = rolling.failure_message(summary)
-    assert "stopped in batch 1, the task 'Each member answers on /healthz' failed: HTTP 503" in message
-    assert "Relaunch with the same run id (run_id=r1)" in message
-
-
-def test_a_stop_by_threshold_keeps_its_reason_and_its_unhealthy_members():
-    the_plan, run = new_run(web(4), batch_size=2, batch_by="none")
-    first = the_plan["batches"][0]
-    sick = [{"name": "web_00", "reason": "application health unhealthy after health_timeout (4 s)"}]
-    reason = "after batch 1, 1 of the 2 processed members (50.0 %) were unhealthy or failed"
-    run = dict(run, processed=first["members"], done=["web_01"], unhealthy=sick, stopped=True, stop_reason=reason,
-               batches=[report(first, acted=first["members"], passed=["web_01"], done=["web_01"], unhealthy=sick,
-                               stop_reason=reason)])
-    summary = rolling.summarize(run, {}, now=NOW)
-    assert (summary["aborted"], summary["abort_reason"], summary["unhealthy"], summary["failed"]) == (
-        True, reason, sick, [])
-    assert summary["not_processed"] == ["web_02", "web_03"]
-    assert "stopped after batch 1, 1 of the 2 processed members (50.0 %)" in rolling.failure_message(summary)
-    assert "Unhealthy: web_00." in rolling.failure_message(summary)
-
-
-def test_the_batch_line_says_members_domain_times_outcome_and_progress():
-    the_plan, run = new_run(web(6), batch_size=2)
-    first = the_plan["batches"][0]
-    done = report(first, acted=first["members"], passed=first["members"], done=first["members"])
-    run = dict(run, done=first["members"])
-    assert rolling.batch_line(done, run) == ("batch 1/3 (fault domain 0): restart web_00, web_03; action 4.1 s, health "
-                                             "wait 2.0 s; 2/2 serving again; 2/6 done in this run, 6.5 s")
-    stopped = rolling._empty_report(first, seconds=0.4, stop_reason="before batch 1, ...")
-    assert rolling.batch_line(stopped, run) == ("batch 1/3 (fault domain 0): not run; 2/6 done in this run, 0.4 s; "
-                                                "STOP: before batch 1, ...")
-
-
-def test_new_run_keeps_the_plans_read_for_the_first_batch():
-    _plan, run = new_run(web(3))
-    assert run["snapshot"]["time"] == NOW
-    assert [m["name"] for m in run["snapshot"]["members"]] == ["web_00", "web_01", "web_02"]
-    assert set(run["snapshot"]["members"][0]) == set(rolling.SNAPSHOT_KEYS)
-    assert time.time() > NOW
+    assert not any("repairs" in line for line in rolling_plan.plan_lines(the_plan, run, SCALE_SET))
