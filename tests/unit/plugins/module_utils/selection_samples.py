@@ -10,7 +10,7 @@ _members, _criteria, _graph, _selection and the inventory plugin."""
 from __future__ import annotations
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils._criteria import SelectionCriteria
-from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import SUBSCRIPTION_ID as SUB
+from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import SUBSCRIPTION_ID as SUB, reply
 
 
 SET_ID = "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachineScaleSets/web" % SUB
@@ -64,3 +64,11 @@ def criteria(**options):
     base = dict(resource_group="rg1", scale_set="web")
     base.update(options)
     return SelectionCriteria(**base)
+
+
+def graph_page(rows, skip_token=None, truncated="false"):
+    """One Resource Graph answer (objectArray rows), with a continuation token when given."""
+    body = {"totalRecords": len(rows), "count": len(rows), "resultTruncated": truncated, "data": rows}
+    if skip_token:
+        body["$skipToken"] = skip_token
+    return reply(200, body)

@@ -7,14 +7,11 @@
 
 from __future__ import annotations
 
-import functools
 import types
 
 import pytest
 
 from ansible_collections.azure_flex.vmss.plugins.module_utils import _graph
-from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import CloudEndpoints
-from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import AzureClients, import_client_class
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, InvalidInputError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._graph import (
     CODE_GRAPH_TRUNCATED,
@@ -31,18 +28,20 @@ from ansible_collections.azure_flex.vmss.plugins.module_utils._graph import (
     read_resource_graph,
     scale_set_query,
 )
-from ansible_collections.azure_flex.vmss.tests.unit.plugins.module_utils.selection_samples import SET_ID, network_row, vm_id
+from ansible_collections.azure_flex.vmss.tests.unit.plugins.module_utils.selection_samples import (
+    SET_ID,
+    graph_page,
+    network_row,
+    vm_id,
+)
 from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import (
-    BASE_URL,
     SUBSCRIPTION_ID as SUB,
-    FakeCredential,
     arm_error,
+    clients_over,
     reply,
-    scripted_transport,
 )
 
 OTHER_SUB = "99999999-8888-7777-6666-555555555555"
-CLOUD = CloudEndpoints("Test", BASE_URL, "https://login.test.invalid", "https://arm.test.invalid/")
 
 
 def test_member_query_quotes_the_validated_id():
@@ -124,19 +123,8 @@ def test_addresses_put_the_primary_nic_and_ip_configuration_first():
 
 def graph_client_over(script):
     """The real ResourceGraphClient of ``AzureClients``, answering from a scripted transport."""
-    transport, adapter = scripted_transport(script)
-
-    def importer(service):
-        return functools.partial(import_client_class(service), transport=transport)
-
-    return AzureClients(FakeCredential(), SUB, CLOUD, client_importer=importer).resource_graph(), adapter
-
-
-def graph_page(rows, skip_token=None, truncated="false"):
-    body = {"totalRecords": len(rows), "count": len(rows), "resultTruncated": truncated, "data": rows}
-    if skip_token:
-        body["$skipToken"] = skip_token
-    return reply(200, body)
+    clients, adapter, _sleeps = clients_over(script)
+    return clients.resource_graph(), adapter
 
 
 def test_one_query_over_several_subscriptions_reads_every_page():

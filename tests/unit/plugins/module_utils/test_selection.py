@@ -8,13 +8,10 @@ its members from Resource Graph or the compute API, Resource Graph lag, named me
 
 from __future__ import annotations
 
-import functools
 import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from ansible_collections.azure_flex.vmss.plugins.module_utils._auth import CloudEndpoints
-from ansible_collections.azure_flex.vmss.plugins.module_utils._clients import AzureClients, import_client_class
 from ansible_collections.azure_flex.vmss.plugins.module_utils._errors import AzureFlexError, InvalidInputError
 from ansible_collections.azure_flex.vmss.plugins.module_utils._graph import member_query
 from ansible_collections.azure_flex.vmss.plugins.module_utils._ids import ScaleSetRef
@@ -29,22 +26,19 @@ from ansible_collections.azure_flex.vmss.tests.unit.plugins.module_utils.selecti
     OTHER_SET_ID,
     SET_ID,
     criteria,
+    graph_page,
     instance_view,
     rest_vm,
     vm_id,
 )
 from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import (
-    BASE_URL,
-    FakeCredential,
     arm_error,
+    clients_over,
     reply,
-    scripted_transport,
 )
 from ansible_collections.azure_flex.vmss.tests.unit.utils.azure_fakes import (
     SUBSCRIPTION_ID as SUB,
 )
-
-CLOUD = CloudEndpoints("Test", BASE_URL, "https://login.test.invalid", "https://arm.test.invalid/")
 
 
 def scale_set(mode="Flexible", set_id=SET_ID, capacity=None):
@@ -76,23 +70,11 @@ class ArmScript:
 
 def selector_over(routes, max_parallel=4):
     script = ArmScript(routes)
-    transport, adapter = scripted_transport(script)
-
-    def importer(service):
-        return functools.partial(import_client_class(service), transport=transport)
-
-    clients = AzureClients(FakeCredential(), SUB, CLOUD, client_importer=importer)
+    clients, adapter, _sleeps = clients_over(script)
     return ScaleSetSelector(clients, SUB, max_parallel=max_parallel), adapter, script
 
 
 GET_SET = ("GET", r"/virtualMachineScaleSets/web$", reply(200, scale_set()))
-
-
-def graph_page(rows, skip_token=None):
-    body = {"totalRecords": len(rows), "count": len(rows), "resultTruncated": "false", "data": rows}
-    if skip_token:
-        body["$skipToken"] = skip_token
-    return reply(200, body)
 
 
 def test_missing_resource_group_is_named():
